@@ -1,0 +1,1 @@
+//! The Kubo-compatible `/api/v0` HTTP RPC (filled in by the rpc issue).
