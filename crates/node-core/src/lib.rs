@@ -1,1 +1,31 @@
-//! The libp2p node behind cairn: its swarm, its repo on disk and the embedding API (filled in by the node-core issue).
+//! # cairn-node-core
+//!
+//! The libp2p node behind cairn: a swarm that speaks what Kubo and Helia speak (TCP+Noise+Yamux,
+//! QUIC, identify, ping, Kademlia on `/ipfs/kad/1.0.0` in server mode, mDNS, gossipsub with
+//! go-compatible message ids), a repo on disk laid out like Kubo's, and the [`Node`] handle that a
+//! Rust program embeds.
+//!
+//! One task owns the swarm; [`Node`] is a cheap `Clone` handle that sends it commands over a
+//! bounded channel and awaits oneshot replies. Calls after shutdown return
+//! [`NodeError::NodeStopped`].
+
+mod behaviour;
+pub mod config;
+pub mod connmgr;
+pub mod error;
+mod event_loop;
+mod node;
+pub mod repo;
+pub mod types;
+
+pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id};
+pub use config::{Config, Profile};
+pub use connmgr::ConnMgrLimits;
+pub use error::{NodeError, RepoError};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use node::{DIAL_TIMEOUT, Node, NodeBuilder};
+pub use repo::{Repo, default_repo_path};
+pub use types::{
+    Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream, Subscription,
+    parse_multiaddr, parse_peer_id, peer_id_of,
+};

@@ -1,0 +1,127 @@
+//! The libp2p behaviours of a cairn node, composed with `#[derive(NetworkBehaviour)]`; optional
+//! ones (mDNS, gossipsub) sit behind `Toggle`.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping};
+
+/// The identify protocol version string Kubo sends.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
+
+/// The agent version cairn announces in identify: `cairn/<version>`.
+pub fn agent_version() -> String {
+    format!("cairn/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Kubo's DHT protocol.
+pub const KAD_PROTOCOL: StreamProtocol = kad::PROTOCOL_NAME;
+
+/// The largest pubsub message, as go-libp2p allows (rust's default is 64 KiB).
+pub const MAX_PUBSUB_MESSAGE: usize = 1 << 20;
+
+/// Every behaviour of the node.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: Toggle<gossipsub::Behaviour>,
+}
+
+/// What the behaviours are built from.
+#[derive(Clone, Debug)]
+pub(crate) struct BehaviourOptions {
+    pub mdns: bool,
+    pub gossipsub: bool,
+    pub max_connections: u32,
+}
+
+/// go-libp2p's `DefaultMsgIdFn`: the source peer id's bytes followed by the 8-byte big-endian
+/// sequence number. Ids travel in IHAVE/IWANT, so they must match go's and js's to repair gossip.
+pub fn go_message_id(message: &gossipsub::Message) -> MessageId {
+    let mut id = message.source.map(|p| p.to_bytes()).unwrap_or_default();
+    id.extend_from_slice(&message.sequence_number.unwrap_or_default().to_be_bytes());
+    MessageId::new(&id)
+}
+
+pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour, String> {
+    let peer_id = key.public().to_peer_id();
+
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(256))
+            .with_max_established(Some(opts.max_connections))
+            .with_max_established_per_peer(Some(8)),
+    );
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
+            .with_agent_version(agent_version())
+            .with_push_listen_addr_updates(true),
+    );
+
+    let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: 64 * 1024,
+            max_value_bytes: 65 * 1024,
+            max_providers_per_key: 64,
+            max_provided_keys: 1 << 20,
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+    // Auto mode starts as a client until an external address is confirmed, and then peers would not
+    // add us to their tables: a storage node always serves the DHT.
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let mdns = if opts.mdns {
+        Some(
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                .map_err(|e| format!("mDNS: {e}"))?,
+        )
+    } else {
+        None
+    };
+
+    let gossipsub = if opts.gossipsub {
+        let config = gossipsub::ConfigBuilder::default()
+            .max_transmit_size(MAX_PUBSUB_MESSAGE)
+            .message_id_fn(go_message_id)
+            .validation_mode(ValidationMode::Strict)
+            // Kubo's SeenMessagesTTL.
+            .duplicate_cache_time(Duration::from_secs(120))
+            .flood_publish(true)
+            .build()
+            .map_err(|e| format!("gossipsub config: {e}"))?;
+        Some(
+            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+                .map_err(|e| format!("gossipsub: {e}"))?,
+        )
+    } else {
+        None
+    };
+
+    Ok(Behaviour {
+        limits,
+        identify,
+        ping,
+        kad,
+        mdns: mdns.into(),
+        gossipsub: gossipsub.into(),
+    })
+}
+
+/// Whether a peer's identify info says it serves Kubo's DHT.
+pub(crate) fn serves_dht(protocols: &[StreamProtocol]) -> bool {
+    protocols.iter().any(|p| *p == KAD_PROTOCOL)
+}

@@ -1,0 +1,134 @@
+//! Errors of the node, its repo and its config.
+
+use std::path::PathBuf;
+
+use cairn_blockstore::BlockstoreError;
+
+/// Everything a [`crate::Node`] call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node has shut down (or its task ended); the handle can no longer do anything.
+    #[error("the node has stopped")]
+    NodeStopped,
+    /// Text that is not a multiaddr.
+    #[error("invalid multiaddr {input:?}: {reason}")]
+    InvalidMultiaddr {
+        /// The input.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Text that is not a peer id.
+    #[error("invalid peer id {input:?}: {reason}")]
+    InvalidPeerId {
+        /// The input.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A dial failed.
+    #[error("failed to dial {target}: {reason}")]
+    Dial {
+        /// What was dialed (an address or a peer id).
+        target: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A listen address could not be bound.
+    #[error("failed to listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The transport or behaviours could not be built.
+    #[error("failed to build the libp2p swarm: {0}")]
+    Swarm(String),
+    /// Pubsub is off (Kubo's `Pubsub.Enabled`).
+    #[error("pubsub is not enabled: set Pubsub.Enabled to true in the config")]
+    PubsubDisabled,
+    /// A pubsub operation failed.
+    #[error("pubsub: {0}")]
+    Pubsub(String),
+    /// A DHT operation failed.
+    #[error("routing: {0}")]
+    Routing(String),
+    /// No connection to the peer.
+    #[error("not connected to {0}")]
+    NotConnected(libp2p::PeerId),
+    /// The peer was not found.
+    #[error("peer {0} not found")]
+    PeerNotFound(String),
+    /// An operation did not finish in time.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    /// The blockstore failed.
+    #[error(transparent)]
+    Blockstore(#[from] BlockstoreError),
+    /// The repo failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Errors reading, writing or locking a repo.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// `init` on a repo that already has a config.
+    #[error("repo at {0} is already initialized (its config file exists)")]
+    AlreadyInitialized(PathBuf),
+    /// `open` on a directory without a config.
+    #[error("no cairn repo at {0}: run `cairn init` first")]
+    NotInitialized(PathBuf),
+    /// Another live process holds `repo.lock`.
+    #[error("repo at {path} is locked by {holder}: is another cairn daemon running?")]
+    Locked {
+        /// The repo.
+        path: PathBuf,
+        /// Who holds it ("process 1234", or "another process").
+        holder: String,
+    },
+    /// The config could not be parsed; `key` names where.
+    #[error("malformed config {path} at key {key}: {reason}")]
+    MalformedConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The dotted key path, e.g. `Swarm.ConnMgr.LowWater` (`.` for the top level).
+        key: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A config value is well-formed JSON but not usable.
+    #[error("invalid config value {key}: {reason}")]
+    InvalidValue {
+        /// The dotted key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// An unknown profile name.
+    #[error("unknown profile {0:?} (known: test, server, lan)")]
+    UnknownProfile(String),
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The blockstore could not be opened.
+    #[error(transparent)]
+    Blockstore(#[from] BlockstoreError),
+}
+
+impl RepoError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| RepoError::Io { op, path, source }
+    }
+}

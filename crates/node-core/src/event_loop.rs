@@ -1,0 +1,644 @@
+//! The task that owns the `Swarm`: one `tokio::select!` over the cancellation token, the command
+//! inbox, swarm events and a housekeeping tick. Replies that wait on the network are parked in maps
+//! keyed by connection or query id.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use cairn_blockstore::Blockstore;
+use cid::Cid;
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, PublishError, TopicHash};
+use libp2p::kad::{self, QueryId, QueryResult};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::behaviour::{Behaviour, BehaviourEvent, serves_dht};
+use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
+use crate::error::NodeError;
+use crate::repo::Repo;
+use crate::types::{Direction, NodeEvent, PeerInfo, Provider, PubsubMessage, peer_id_of};
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// A request from a `Node` handle to the loop.
+pub(crate) enum Command {
+    Connect { addr: Multiaddr, reply: Reply<PeerId> },
+    Disconnect { peer: PeerId, reply: Reply<()> },
+    Peers { reply: Reply<Vec<PeerInfo>> },
+    ListenAddrs { reply: Reply<Vec<Multiaddr>> },
+    ExternalAddrs { reply: Reply<Vec<Multiaddr>> },
+    Publish { topic: String, data: Bytes, reply: Reply<()> },
+    Subscribe { topic: String, sender: mpsc::Sender<PubsubMessage>, reply: Reply<()> },
+    Unsubscribe { topic: String, reply: Reply<()> },
+    Topics { reply: Reply<Vec<String>> },
+    TopicPeers { topic: Option<String>, reply: Reply<Vec<PeerId>> },
+    Provide { cid: Cid, reply: Reply<()> },
+    FindProviders { cid: Cid, limit: usize, sender: mpsc::Sender<Provider> },
+    FindPeer { peer: PeerId, reply: Reply<Vec<Multiaddr>> },
+    Protect { peer: PeerId, protect: bool },
+    AddPeerAddress { peer: PeerId, addr: Multiaddr },
+}
+
+struct PeerState {
+    address: Multiaddr,
+    direction: Direction,
+    connected_at: Instant,
+    connected_since: SystemTime,
+    latency: Option<Duration>,
+    agent_version: Option<String>,
+    protocols: Vec<String>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+struct ProviderQuery {
+    sender: mpsc::Sender<Provider>,
+    seen: HashSet<PeerId>,
+    limit: usize,
+}
+
+pub(crate) struct EventLoop {
+    pub swarm: Swarm<Behaviour>,
+    pub commands: mpsc::Receiver<Command>,
+    pub cancel: CancellationToken,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub blockstore: Blockstore,
+    pub repo: Option<Repo>,
+    pub conn_mgr: ConnMgrLimits,
+    pub protected: HashSet<PeerId>,
+    pub listening: HashSet<ListenerId>,
+    reported: HashSet<ListenerId>,
+    pub ready: Option<oneshot::Sender<Result<(), NodeError>>>,
+    pub stopped: watch::Sender<bool>,
+    peers: HashMap<PeerId, PeerState>,
+    dials: HashMap<ConnectionId, (String, Reply<PeerId>)>,
+    provides: HashMap<QueryId, Reply<()>>,
+    provider_queries: HashMap<QueryId, ProviderQuery>,
+    find_peer: HashMap<QueryId, (PeerId, Reply<Vec<Multiaddr>>)>,
+    subscriptions: HashMap<TopicHash, Vec<mpsc::Sender<PubsubMessage>>>,
+    last_trim: Option<Instant>,
+}
+
+impl EventLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+        events: broadcast::Sender<NodeEvent>,
+        blockstore: Blockstore,
+        repo: Option<Repo>,
+        conn_mgr: ConnMgrLimits,
+        listening: HashSet<ListenerId>,
+        ready: oneshot::Sender<Result<(), NodeError>>,
+        stopped: watch::Sender<bool>,
+    ) -> Self {
+        EventLoop {
+            swarm,
+            commands,
+            cancel,
+            events,
+            blockstore,
+            repo,
+            conn_mgr,
+            protected: HashSet::new(),
+            listening,
+            reported: HashSet::new(),
+            ready: Some(ready),
+            stopped,
+            peers: HashMap::new(),
+            dials: HashMap::new(),
+            provides: HashMap::new(),
+            provider_queries: HashMap::new(),
+            find_peer: HashMap::new(),
+            subscriptions: HashMap::new(),
+            last_trim: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.listening.is_empty() {
+            self.mark_ready(Ok(()));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        self.stop().await;
+    }
+
+    /// The single shutdown path: stop listening, drop connections and pending replies, flush the
+    /// store, release the repo lock, then tell every waiter.
+    async fn stop(mut self) {
+        tracing::debug!("node shutting down");
+        self.cancel.cancel();
+        let listeners: Vec<ListenerId> = self.listening.drain().collect();
+        for id in listeners {
+            self.swarm.remove_listener(id);
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let EventLoop { swarm, blockstore, repo, stopped, commands, .. } = self;
+        drop(commands);
+        drop(swarm);
+        let flushed = tokio::task::spawn_blocking(move || blockstore.flush()).await;
+        match flushed {
+            Ok(Err(e)) => tracing::error!("flushing the blockstore at shutdown failed: {e}"),
+            Err(e) => tracing::error!("flush task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+        drop(repo);
+        let _ = stopped.send(true);
+        tracing::debug!("node stopped");
+    }
+
+    fn mark_ready(&mut self, result: Result<(), NodeError>) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(result);
+        }
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Disconnect { peer, reply } => {
+                self.protected.remove(&peer);
+                let result = self
+                    .swarm
+                    .disconnect_peer_id(peer)
+                    .map_err(|()| NodeError::NotConnected(peer));
+                let _ = reply.send(result);
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .peers
+                    .iter()
+                    .map(|(id, s)| PeerInfo {
+                        peer_id: *id,
+                        address: s.address.clone(),
+                        direction: s.direction,
+                        latency: s.latency,
+                        agent_version: s.agent_version.clone(),
+                        protocols: s.protocols.clone(),
+                        listen_addrs: s.listen_addrs.clone(),
+                        connected_since: s.connected_since,
+                    })
+                    .collect();
+                let _ = reply.send(Ok(peers));
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(Ok(self.swarm.listeners().cloned().collect()));
+            }
+            Command::ExternalAddrs { reply } => {
+                let _ = reply.send(Ok(self.swarm.external_addresses().cloned().collect()));
+            }
+            Command::Publish { topic, data, reply } => {
+                let _ = reply.send(self.publish(topic, data));
+            }
+            Command::Subscribe { topic, sender, reply } => {
+                let result = match self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    None => Err(NodeError::PubsubDisabled),
+                    Some(g) => {
+                        let t = IdentTopic::new(topic);
+                        match g.subscribe(&t) {
+                            Ok(_) => {
+                                self.subscriptions.entry(t.hash()).or_default().push(sender);
+                                Ok(())
+                            }
+                            Err(e) => Err(NodeError::Pubsub(format!("subscribe: {e:?}"))),
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { topic, reply } => {
+                let result = match self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    None => Err(NodeError::PubsubDisabled),
+                    Some(g) => {
+                        let t = IdentTopic::new(topic);
+                        g.unsubscribe(&t);
+                        self.subscriptions.remove(&t.hash());
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Topics { reply } => {
+                let result = match self.swarm.behaviour().gossipsub.as_ref() {
+                    None => Err(NodeError::PubsubDisabled),
+                    Some(g) => Ok(g.topics().map(|t| t.as_str().to_string()).collect()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::TopicPeers { topic, reply } => {
+                let result = match self.swarm.behaviour().gossipsub.as_ref() {
+                    None => Err(NodeError::PubsubDisabled),
+                    Some(g) => {
+                        let wanted = topic.map(|t| IdentTopic::new(t).hash());
+                        Ok(g.all_peers()
+                            .filter(|(_, topics)| match &wanted {
+                                None => !topics.is_empty(),
+                                Some(w) => topics.contains(&w),
+                            })
+                            .map(|(p, _)| *p)
+                            .collect())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Provide { cid, reply } => {
+                if self.peers.is_empty() {
+                    // Kubo's wording: a provide with nobody to tell is an error.
+                    let _ = reply.send(Err(NodeError::Routing("cannot provide, no connected peers".into())));
+                    return;
+                }
+                match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::from(*cid.hash())) {
+                    Ok(id) => {
+                        self.provides.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Routing(format!("provide: {e}"))));
+                    }
+                }
+            }
+            Command::FindProviders { cid, limit, sender } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::from(*cid.hash()));
+                self.provider_queries.insert(id, ProviderQuery { sender, seen: HashSet::new(), limit });
+            }
+            Command::FindPeer { peer, reply } => {
+                if let Some(addrs) = self.connected_addrs(&peer) {
+                    let _ = reply.send(Ok(addrs));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                self.find_peer.insert(id, (peer, reply));
+            }
+            Command::Protect { peer, protect } => {
+                if protect {
+                    self.protected.insert(peer);
+                } else {
+                    self.protected.remove(&peer);
+                }
+            }
+            Command::AddPeerAddress { peer, addr } => {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+        }
+    }
+
+    fn connect(&mut self, addr: Multiaddr, reply: Reply<PeerId>) {
+        let target = addr.to_string();
+        let opts = match peer_id_of(&addr) {
+            Some(peer) if self.swarm.is_connected(&peer) => {
+                self.protected.insert(peer);
+                let _ = reply.send(Ok(peer));
+                return;
+            }
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::Always)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(addr).build(),
+        };
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dials.insert(id, (target, reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NodeError::Dial { target, reason: e.to_string() }));
+            }
+        }
+    }
+
+    fn publish(&mut self, topic: String, data: Bytes) -> Result<(), NodeError> {
+        let local = *self.swarm.local_peer_id();
+        let gossipsub = self.swarm.behaviour_mut().gossipsub.as_mut().ok_or(NodeError::PubsubDisabled)?;
+        let t = IdentTopic::new(topic.clone());
+        let seqno = match gossipsub.publish(t.clone(), data.to_vec()) {
+            // The id is go's: author bytes then the 8-byte big-endian seqno (see go_message_id).
+            Ok(id) => id.0.len().checked_sub(8).map(|at| {
+                u64::from_be_bytes(id.0[at..].try_into().expect("8 bytes"))
+            }),
+            // Kubo publishes to a topic nobody listens to without complaint.
+            Err(PublishError::NoPeersSubscribedToTopic) => None,
+            Err(PublishError::MessageTooLarge) => {
+                return Err(NodeError::Pubsub(format!(
+                    "message of {} bytes is over the {}-byte limit",
+                    data.len(),
+                    crate::behaviour::MAX_PUBSUB_MESSAGE
+                )));
+            }
+            Err(e) => return Err(NodeError::Pubsub(format!("publish: {e}"))),
+        };
+        // go-libp2p delivers a node's own messages to its own subscribers; so do we.
+        let message = PubsubMessage { from: Some(local), data, seqno, topics: vec![topic] };
+        self.deliver(&t.hash(), message);
+        Ok(())
+    }
+
+    fn deliver(&mut self, topic: &TopicHash, message: PubsubMessage) {
+        let Some(senders) = self.subscriptions.get_mut(topic) else { return };
+        senders.retain(|s| match s.try_send(message.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(topic = %topic, "pubsub subscriber is not keeping up; message dropped for it");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if senders.is_empty() {
+            self.drop_topic(topic.clone());
+        }
+    }
+
+    fn drop_topic(&mut self, topic: TopicHash) {
+        self.subscriptions.remove(&topic);
+        if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+            g.unsubscribe(&IdentTopic::new(topic.into_string()));
+        }
+    }
+
+    fn connected_addrs(&self, peer: &PeerId) -> Option<Vec<Multiaddr>> {
+        let state = self.peers.get(peer)?;
+        let mut addrs = state.listen_addrs.clone();
+        if !addrs.contains(&state.address) {
+            addrs.push(state.address.clone());
+        }
+        Some(addrs)
+    }
+
+    fn known_addrs(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        if let Some(addrs) = self.connected_addrs(peer) {
+            return addrs;
+        }
+        let mut out = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                if entry.node.key.preimage() == peer {
+                    out.extend(entry.node.value.iter().cloned());
+                }
+            }
+        }
+        out
+    }
+
+    // ---- swarm events ----------------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                tracing::info!(%address, "listening");
+                self.emit(NodeEvent::ListenAddrAdded(address));
+                if self.listening.contains(&listener_id) && self.ready.is_some() {
+                    self.pending_listeners_ready(listener_id);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.emit(NodeEvent::ListenAddrRemoved(address));
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                tracing::warn!(?listener_id, "listener error: {error}");
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, addresses } => {
+                self.listening.remove(&listener_id);
+                if let Err(e) = reason {
+                    let addr = addresses.first().map(|a| a.to_string()).unwrap_or_default();
+                    self.mark_ready(Err(NodeError::Listen { addr, reason: e.to_string() }));
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                let (address, direction) = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => (address.clone(), Direction::Outbound),
+                    ConnectedPoint::Listener { send_back_addr, .. } => (send_back_addr.clone(), Direction::Inbound),
+                };
+                if let Some((_, reply)) = self.dials.remove(&connection_id) {
+                    self.protected.insert(peer_id);
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if num_established.get() == 1 {
+                    tracing::debug!(%peer_id, %address, "peer connected");
+                    self.peers.insert(
+                        peer_id,
+                        PeerState {
+                            address: address.clone(),
+                            direction,
+                            connected_at: Instant::now(),
+                            connected_since: SystemTime::now(),
+                            latency: None,
+                            agent_version: None,
+                            protocols: Vec::new(),
+                            listen_addrs: Vec::new(),
+                        },
+                    );
+                    self.emit(NodeEvent::PeerConnected { peer_id, address, direction });
+                    self.maybe_trim();
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 && self.peers.remove(&peer_id).is_some() {
+                    tracing::debug!(%peer_id, "peer disconnected");
+                    self.emit(NodeEvent::PeerDisconnected { peer_id });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                if let Some((target, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NodeError::Dial { target, reason: error.to_string() }));
+                }
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                tracing::debug!(%send_back_addr, "incoming connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn pending_listeners_ready(&mut self, listener_id: ListenerId) {
+        // Ready once every listener has reported an address; a listener reporting several
+        // (0.0.0.0 expands per interface) counts once.
+        self.reported.insert(listener_id);
+        if self.listening.iter().all(|l| self.reported.contains(l)) {
+            self.mark_ready(Ok(()));
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if serves_dht(&info.protocols) {
+                    for addr in &info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                    }
+                }
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.agent_version = Some(info.agent_version.clone());
+                    state.protocols = info.protocols.iter().map(|p| p.to_string()).collect();
+                    state.listen_addrs = info.listen_addrs.clone();
+                }
+            }
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.latency = Some(rtt);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer_id, addresses) in by_peer {
+                    tracing::info!(%peer_id, "discovered by mDNS");
+                    self.emit(NodeEvent::PeerDiscovered { peer_id, addresses: addresses.clone() });
+                    if !self.swarm.is_connected(&peer_id) {
+                        let opts = DialOpts::peer_id(peer_id).addresses(addresses).build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            tracing::debug!(%peer_id, "dialing mDNS peer failed: {e}");
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                let topic = message.topic.clone();
+                let msg = PubsubMessage {
+                    from: message.source,
+                    data: Bytes::from(message.data),
+                    seqno: message.sequence_number,
+                    topics: vec![topic.as_str().to_string()],
+                };
+                self.deliver(&topic, msg);
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+                self.on_query(id, result, step.last);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::StartProviding(r) => {
+                if let Some(reply) = self.provides.remove(&id) {
+                    let _ = reply.send(r.map(|_| ()).map_err(|e| NodeError::Routing(format!("provide: {e}"))));
+                }
+            }
+            QueryResult::GetProviders(r) => {
+                let Some(mut query) = self.provider_queries.remove(&id) else { return };
+                let mut done = last;
+                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
+                    for peer in providers {
+                        if query.seen.insert(peer) {
+                            let provider = Provider { peer_id: peer, addresses: self.known_addrs(&peer) };
+                            if query.sender.try_send(provider).is_err() {
+                                done = true; // the consumer went away or cannot keep up
+                            }
+                        }
+                    }
+                    done |= query.seen.len() >= query.limit;
+                } else if r.is_err() {
+                    done = true;
+                }
+                if done {
+                    if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                } else {
+                    self.provider_queries.insert(id, query);
+                }
+            }
+            QueryResult::GetClosestPeers(r) => {
+                let Some((target, reply)) = self.find_peer.remove(&id) else { return };
+                let peers = match r {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let found = peers.into_iter().find(|p| p.peer_id == target).map(|p| p.addrs);
+                let result = match found {
+                    Some(addrs) if !addrs.is_empty() => Ok(addrs),
+                    _ => {
+                        let addrs = self.known_addrs(&target);
+                        if addrs.is_empty() {
+                            Err(NodeError::PeerNotFound(target.to_base58()))
+                        } else {
+                            Ok(addrs)
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- housekeeping ----------------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        self.maybe_trim();
+        // Notice subscriptions whose consumers went away even when no message arrives.
+        let closed: Vec<TopicHash> = self
+            .subscriptions
+            .iter_mut()
+            .filter_map(|(t, senders)| {
+                senders.retain(|s| !s.is_closed());
+                senders.is_empty().then(|| t.clone())
+            })
+            .collect();
+        for topic in closed {
+            self.drop_topic(topic);
+        }
+        self.provider_queries.retain(|_, q| !q.sender.is_closed());
+    }
+
+    fn maybe_trim(&mut self) {
+        let now = Instant::now();
+        if self.peers.len() <= self.conn_mgr.high_water {
+            return;
+        }
+        if self.last_trim.is_some_and(|t| now.duration_since(t) < self.conn_mgr.silence_period) {
+            return;
+        }
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .map(|(peer, s)| Candidate {
+                peer: *peer,
+                connected_since: s.connected_at,
+                protected: self.protected.contains(peer),
+                value: 0,
+            })
+            .collect();
+        let victims = select_victims(&candidates, &self.conn_mgr, now);
+        if victims.is_empty() {
+            return;
+        }
+        self.last_trim = Some(now);
+        tracing::info!(peers = self.peers.len(), closing = victims.len(), "connection manager trimming");
+        for peer in victims {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+}

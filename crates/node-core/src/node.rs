@@ -1,0 +1,535 @@
+//! The [`Node`] handle and its [`NodeBuilder`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cairn_node_core::NodeError> {
+//! use cairn_node_core::{Node, Profile};
+//! use cairn_blockstore::{Block, codec::RAW};
+//!
+//! let node = Node::builder().profile(Profile::Test).build().await?;   // in memory, on 127.0.0.1
+//! let block = Block::from_data(RAW, &b"hello"[..])?;
+//! node.put_block(&block).await?;
+//! println!("{} has {}", node.peer_id(), block.cid());
+//! node.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_blockstore::{Block, Blockstore, BlockstoreConfig, Cid, GcReport, PinFilter, PinInfo, PinMode};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::behaviour::{self, BehaviourOptions};
+use crate::config::{Config, Profile};
+use crate::connmgr::ConnMgrLimits;
+use crate::error::{NodeError, RepoError};
+use crate::event_loop::{Command, EventLoop};
+use crate::repo::{Repo, keypair_of, new_identity};
+use crate::types::{NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr, peer_id_of};
+
+/// How long a dial may take before `connect` gives up (Kubo's `swarm connect` default).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `build` waits for the listeners to report their addresses.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a shutdown may take before `shutdown` returns anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the node's config, identity and blocks come from.
+#[derive(Debug)]
+enum Source {
+    /// Nothing on disk: a config in memory (defaults unless given) and an in-memory blockstore.
+    Memory(Option<Config>),
+    /// A repo directory (initialised already).
+    Repo(PathBuf),
+}
+
+/// Builds a [`Node`]; every setting has a sensible default. Start with [`Node::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() is awaited"]
+pub struct NodeBuilder {
+    source: Source,
+    profiles: Vec<Profile>,
+    keypair: Option<Keypair>,
+    listen: Option<Vec<Multiaddr>>,
+    bootstrap: Option<Vec<Multiaddr>>,
+    mdns: Option<bool>,
+    gossipsub: Option<bool>,
+    conn_mgr: Option<ConnMgrLimits>,
+    blockstore: Option<Blockstore>,
+    blockstore_config: BlockstoreConfig,
+}
+
+impl NodeBuilder {
+    fn new() -> Self {
+        NodeBuilder {
+            source: Source::Memory(None),
+            profiles: Vec::new(),
+            keypair: None,
+            listen: None,
+            bootstrap: None,
+            mdns: None,
+            gossipsub: None,
+            conn_mgr: None,
+            blockstore: None,
+            blockstore_config: BlockstoreConfig::default(),
+        }
+    }
+
+    /// Uses the repo at `path` (its config, identity and sled blockstore; it must be initialised).
+    pub fn repo(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = Source::Repo(path.into());
+        self
+    }
+
+    /// Runs from a config in memory, with no files: blocks live in memory.
+    pub fn config(mut self, config: Config) -> Self {
+        self.source = Source::Memory(Some(config));
+        self
+    }
+
+    /// Applies a profile on top of the config (e.g. [`Profile::Test`] for tests).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profiles.push(profile);
+        self
+    }
+
+    /// Uses this key pair instead of the config's (or a new one).
+    pub fn keypair(mut self, keypair: Keypair) -> Self {
+        self.keypair = Some(keypair);
+        self
+    }
+
+    /// Listens on these addresses instead of the config's `Addresses.Swarm`.
+    pub fn listen_addrs(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.listen = Some(addrs.into_iter().collect());
+        self
+    }
+
+    /// Dials these peers at start instead of the config's `Bootstrap` list; each must end in
+    /// `/p2p/<peer id>`.
+    pub fn bootstrap_peers(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.bootstrap = Some(addrs.into_iter().collect());
+        self
+    }
+
+    /// Turns mDNS discovery on or off (default: `Discovery.MDNS.Enabled`).
+    pub fn mdns(mut self, on: bool) -> Self {
+        self.mdns = Some(on);
+        self
+    }
+
+    /// Turns gossipsub on or off (default: `Pubsub.Enabled`, off as in Kubo).
+    pub fn gossipsub(mut self, on: bool) -> Self {
+        self.gossipsub = Some(on);
+        self
+    }
+
+    /// Sets the connection manager's limits (default: `Swarm.ConnMgr`).
+    pub fn conn_mgr(mut self, limits: ConnMgrLimits) -> Self {
+        self.conn_mgr = Some(limits);
+        self
+    }
+
+    /// Settings for the blockstore the node opens.
+    pub fn blockstore_config(mut self, config: BlockstoreConfig) -> Self {
+        self.blockstore_config = config;
+        self
+    }
+
+    /// Uses an existing blockstore instead of opening one.
+    pub fn blockstore(mut self, store: Blockstore) -> Self {
+        self.blockstore = Some(store);
+        self
+    }
+
+    /// Starts the node: binds its listeners (returning once each reported an address), dials its
+    /// bootstrap peers, and spawns the task that owns the swarm. Needs a tokio runtime.
+    pub async fn build(self) -> Result<Node, NodeError> {
+        let (mut config, repo) = match self.source {
+            Source::Memory(config) => (config.unwrap_or_else(|| Config::with_identity(new_identity().1)), None),
+            Source::Repo(path) => {
+                let repo = Repo::open(&path)?;
+                (repo.config().clone(), Some(repo))
+            }
+        };
+        for p in &self.profiles {
+            p.apply(&mut config);
+        }
+        let keypair = match self.keypair {
+            Some(k) => k,
+            None if config.identity.priv_key.is_empty() => new_identity().0,
+            None => keypair_of(&config.identity)?,
+        };
+        let blockstore = match (self.blockstore, &repo) {
+            (Some(store), _) => store,
+            (None, Some(repo)) => repo.open_blockstore(self.blockstore_config)?,
+            (None, None) => Blockstore::with_engine(
+                Arc::new(cairn_blockstore::engine::MemoryEngine::new()),
+                self.blockstore_config,
+            ),
+        };
+        let listen = match self.listen {
+            Some(l) => l,
+            None => config.addresses.swarm.iter().map(|a| parse_multiaddr(a)).collect::<Result<_, _>>()?,
+        };
+        let bootstrap = match self.bootstrap {
+            Some(b) => b,
+            None => config.bootstrap.iter().map(|a| parse_multiaddr(a)).collect::<Result<_, _>>()?,
+        };
+        let conn_mgr = match self.conn_mgr {
+            Some(c) => c,
+            None => ConnMgrLimits::from_config(&config.swarm.conn_mgr)?,
+        };
+        if config.pubsub.disable_signing {
+            return Err(RepoError::InvalidValue {
+                key: "Pubsub.DisableSigning".into(),
+                reason: "unsigned pubsub is not supported: cairn always signs".into(),
+            }
+            .into());
+        }
+        let options = BehaviourOptions {
+            mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
+            gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled()),
+            max_connections: (conn_mgr.high_water as u32).saturating_mul(4).max(800),
+        };
+
+        let mut swarm = build_swarm(keypair, &options)?;
+        let mut listening = HashSet::new();
+        for addr in &listen {
+            let id = swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+            listening.insert(id);
+        }
+        let mut protected = HashSet::new();
+        for addr in &bootstrap {
+            let Some(peer) = peer_id_of(addr) else {
+                return Err(NodeError::InvalidMultiaddr {
+                    input: addr.to_string(),
+                    reason: "a bootstrap address must end in /p2p/<peer id>".into(),
+                });
+            };
+            protected.insert(peer);
+            let mut transport_addr = addr.clone();
+            transport_addr.pop();
+            swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "bootstrap dial failed: {e}");
+            }
+        }
+
+        let peer_id = *swarm.local_peer_id();
+        let (command_tx, command_rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(1024);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stopped_tx, stopped_rx) = watch::channel(false);
+        let cancel = CancellationToken::new();
+        let mut event_loop = EventLoop::new(
+            swarm,
+            command_rx,
+            cancel.clone(),
+            events.clone(),
+            blockstore.clone(),
+            repo,
+            conn_mgr,
+            listening,
+            ready_tx,
+            stopped_tx,
+        );
+        event_loop.protected = protected;
+        tokio::spawn(event_loop.run());
+
+        let node = Node {
+            shared: Arc::new(Shared {
+                peer_id,
+                commands: command_tx,
+                cancel,
+                events,
+                blockstore,
+                stopped: stopped_rx,
+            }),
+        };
+        match tokio::time::timeout(LISTEN_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(node),
+            Ok(Ok(Err(e))) => {
+                let _ = node.shutdown().await;
+                Err(e)
+            }
+            Ok(Err(_)) => Err(NodeError::NodeStopped),
+            Err(_) => {
+                let _ = node.shutdown().await;
+                Err(NodeError::Timeout("binding the listen addresses"))
+            }
+        }
+    }
+}
+
+fn build_swarm(keypair: Keypair, options: &BehaviourOptions) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
+    let err = |e: &dyn std::fmt::Display| NodeError::Swarm(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| err(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key| {
+            behaviour::build(key, options).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| err(&e))?
+        // kad and pubsub keep connections busy; an idle one is kept a minute, not libp2p's 10 s.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    Ok(swarm)
+}
+
+#[derive(Debug)]
+struct Shared {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+    events: broadcast::Sender<NodeEvent>,
+    blockstore: Blockstore,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Drop for Shared {
+    /// Dropping the last handle shuts the node down, along the same path as [`Node::shutdown`].
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A running cairn node. Cheap to clone; every clone drives the same node. When the last clone is
+/// dropped the node shuts down. After shutdown every call returns [`NodeError::NodeStopped`].
+#[derive(Clone, Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+}
+
+impl Node {
+    /// A builder with defaults: in memory, Kubo's default config with a new identity.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::new()
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.peer_id
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command) -> Result<T, NodeError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(NodeError::NodeStopped);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared.commands.send(make(tx)).await.map_err(|_| NodeError::NodeStopped)?;
+        rx.await.map_err(|_| NodeError::NodeStopped)?
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Blockstore) -> Result<T, cairn_blockstore::BlockstoreError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(NodeError::NodeStopped);
+        }
+        let store = self.shared.blockstore.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store)).await.map_err(|_| NodeError::NodeStopped)??)
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Addresses other peers observed or confirmed for this node.
+    pub async fn external_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.call(|reply| Command::ExternalAddrs { reply }).await
+    }
+
+    /// Dials an address (with or without `/p2p/<id>`) and returns the peer once connected. A peer
+    /// connected this way is protected from the connection manager.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
+        let target = addr.to_string();
+        match tokio::time::timeout(DIAL_TIMEOUT, self.call(|reply| Command::Connect { addr, reply })).await {
+            Ok(result) => result,
+            Err(_) => Err(NodeError::Dial { target, reason: "timed out".into() }),
+        }
+    }
+
+    /// Closes every connection to a peer.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NodeError> {
+        self.call(|reply| Command::Disconnect { peer, reply }).await
+    }
+
+    /// The connected peers, with address, direction, latency and agent.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// Shields a peer from the connection manager (or removes the shield).
+    pub async fn protect(&self, peer: PeerId, protect: bool) -> Result<(), NodeError> {
+        self.shared.commands.send(Command::Protect { peer, protect }).await.map_err(|_| NodeError::NodeStopped)
+    }
+
+    /// Tells the DHT where a peer can be reached.
+    pub async fn add_peer_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NodeError> {
+        self.shared
+            .commands
+            .send(Command::AddPeerAddress { peer, addr })
+            .await
+            .map_err(|_| NodeError::NodeStopped)
+    }
+
+    // ---- blocks ------------------------------------------------------------------------------
+
+    /// The node's blockstore, for operations the handle does not wrap.
+    pub fn blockstore(&self) -> &Blockstore {
+        &self.shared.blockstore
+    }
+
+    /// Stores a block; `true` if it was new.
+    pub async fn put_block(&self, block: &Block) -> Result<bool, NodeError> {
+        let block = block.clone();
+        self.blocking(move |s| s.put(&block)).await
+    }
+
+    /// Reads a block from the local store (the network path comes with Bitswap).
+    pub async fn get_block(&self, cid: &Cid) -> Result<Option<Block>, NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.get(&cid)).await
+    }
+
+    /// Whether the block is stored locally.
+    pub async fn has_block(&self, cid: &Cid) -> Result<bool, NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.has(&cid)).await
+    }
+
+    /// Removes a block (refused for pinned blocks); `true` if it was there.
+    pub async fn remove_block(&self, cid: &Cid) -> Result<bool, NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.delete(&cid)).await
+    }
+
+    /// Pins a CID.
+    pub async fn pin(&self, cid: &Cid, mode: PinMode) -> Result<(), NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.pin(&cid, mode)).await
+    }
+
+    /// Removes a pin.
+    pub async fn unpin(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.unpin(&cid, recursive)).await
+    }
+
+    /// Lists pins.
+    pub async fn pins(&self, filter: PinFilter) -> Result<Vec<PinInfo>, NodeError> {
+        self.blocking(move |s| s.pins(filter)).await
+    }
+
+    /// Removes every unpinned block.
+    pub async fn gc(&self) -> Result<GcReport, NodeError> {
+        self.blocking(|s| s.gc()).await
+    }
+
+    // ---- pubsub ------------------------------------------------------------------------------
+
+    /// Publishes a message (needs gossipsub on).
+    pub async fn publish(&self, topic: impl Into<String>, data: impl Into<Bytes>) -> Result<(), NodeError> {
+        let (topic, data) = (topic.into(), data.into());
+        self.call(|reply| Command::Publish { topic, data, reply }).await
+    }
+
+    /// Subscribes to a topic; the stream yields its messages (this node's own included, as Kubo does).
+    pub async fn subscribe(&self, topic: impl Into<String>) -> Result<Subscription, NodeError> {
+        let topic = topic.into();
+        let (sender, rx) = mpsc::channel(1024);
+        self.call(|reply| Command::Subscribe { topic, sender, reply }).await?;
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// Ends every subscription to a topic.
+    pub async fn unsubscribe(&self, topic: impl Into<String>) -> Result<(), NodeError> {
+        let topic = topic.into();
+        self.call(|reply| Command::Unsubscribe { topic, reply }).await
+    }
+
+    /// The topics this node is subscribed to.
+    pub async fn topics(&self) -> Result<Vec<String>, NodeError> {
+        self.call(|reply| Command::Topics { reply }).await
+    }
+
+    /// Connected pubsub peers subscribed to `topic` (to any topic when `None`).
+    pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, NodeError> {
+        self.call(|reply| Command::TopicPeers { topic, reply }).await
+    }
+
+    // ---- DHT ---------------------------------------------------------------------------------
+
+    /// Announces on the DHT that this node provides `cid`; returns when the announcement finished.
+    pub async fn provide(&self, cid: &Cid) -> Result<(), NodeError> {
+        let cid = *cid;
+        self.call(|reply| Command::Provide { cid, reply }).await
+    }
+
+    /// Looks up providers of `cid`; the stream ends after `limit` providers or when the query ends.
+    pub async fn find_providers(&self, cid: &Cid, limit: usize) -> Result<ProviderStream, NodeError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(NodeError::NodeStopped);
+        }
+        let (sender, rx) = mpsc::channel(limit.clamp(1, 1024));
+        self.shared
+            .commands
+            .send(Command::FindProviders { cid: *cid, limit: limit.max(1), sender })
+            .await
+            .map_err(|_| NodeError::NodeStopped)?;
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// Finds a peer's addresses (from a connection or through the DHT).
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
+        self.call(|reply| Command::FindPeer { peer, reply }).await
+    }
+
+    // ---- lifecycle ---------------------------------------------------------------------------
+
+    /// Events: peers connecting, disconnecting, discovered by mDNS; listen addresses changing.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Whether the node has not been shut down.
+    pub fn is_running(&self) -> bool {
+        !*self.shared.stopped.borrow()
+    }
+
+    /// The token whose cancellation shuts the node down; a daemon trips it from signals and RPC.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.cancel.clone()
+    }
+
+    /// Resolves once the node has fully stopped (store flushed, repo lock released).
+    pub async fn stopped(&self) {
+        let mut rx = self.shared.stopped.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Shuts the node down: closes listeners and connections, flushes the store, releases the repo
+    /// lock. Returns within 2 s; calling it again is harmless.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.shared.cancel.cancel();
+        tokio::time::timeout(SHUTDOWN_TIMEOUT, self.stopped())
+            .await
+            .map_err(|_| NodeError::Timeout("shutdown"))
+    }
+}

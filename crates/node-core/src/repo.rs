@@ -1,0 +1,273 @@
+//! The repo directory, laid out like Kubo's: `config`, the sled `datastore/`, `repo.lock`, and the
+//! `api` file that holds the RPC address while a daemon runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use cairn_blockstore::{Blockstore, BlockstoreConfig};
+use libp2p::identity::Keypair;
+
+use crate::config::{Config, Identity, Profile};
+use crate::error::RepoError;
+
+/// The environment variable naming the repo directory.
+pub const REPO_ENV: &str = "CAIRN_PATH";
+
+/// `$CAIRN_PATH`, else `~/.cairn`.
+pub fn default_repo_path() -> PathBuf {
+    if let Some(p) = std::env::var_os(REPO_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cairn")
+}
+
+/// A new Ed25519 identity in Kubo's config encoding.
+pub fn new_identity() -> (Keypair, Identity) {
+    let keypair = Keypair::generate_ed25519();
+    let identity = identity_of(&keypair);
+    (keypair, identity)
+}
+
+/// The `Identity` config section of a key pair.
+pub fn identity_of(keypair: &Keypair) -> Identity {
+    let encoded = keypair.to_protobuf_encoding().expect("ed25519 keys encode");
+    Identity {
+        peer_id: keypair.public().to_peer_id().to_base58(),
+        priv_key: base64::engine::general_purpose::STANDARD.encode(encoded),
+        extra: Default::default(),
+    }
+}
+
+/// The key pair stored in a config's `Identity.PrivKey`, checked against `Identity.PeerID`.
+pub fn keypair_of(identity: &Identity) -> Result<Keypair, RepoError> {
+    let invalid = |reason: String| RepoError::InvalidValue {
+        key: "Identity.PrivKey".into(),
+        reason,
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(identity.priv_key.trim())
+        .map_err(|e| invalid(format!("not base64: {e}")))?;
+    let keypair = Keypair::from_protobuf_encoding(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let peer_id = keypair.public().to_peer_id().to_base58();
+    if !identity.peer_id.is_empty() && identity.peer_id != peer_id {
+        return Err(RepoError::InvalidValue {
+            key: "Identity.PeerID".into(),
+            reason: format!("{} does not match the private key ({peer_id})", identity.peer_id),
+        });
+    }
+    Ok(keypair)
+}
+
+/// An open repo. Holds `repo.lock` until it is dropped.
+#[derive(Debug)]
+pub struct Repo {
+    path: PathBuf,
+    config: Config,
+    _lock: RepoLock,
+}
+
+impl Repo {
+    /// Whether `path` holds an initialised repo.
+    pub fn is_initialized(path: &Path) -> bool {
+        path.join("config").is_file()
+    }
+
+    /// Creates a repo: a new identity and a config with Kubo's defaults and the given profiles.
+    /// A repo that already has a config is [`RepoError::AlreadyInitialized`].
+    pub fn init(path: &Path, profiles: &[Profile]) -> Result<Config, RepoError> {
+        if Self::is_initialized(path) {
+            return Err(RepoError::AlreadyInitialized(path.to_path_buf()));
+        }
+        fs::create_dir_all(path).map_err(RepoError::io("create", path))?;
+        let (_, identity) = new_identity();
+        let mut config = Config::with_identity(identity);
+        for p in profiles {
+            p.apply(&mut config);
+        }
+        write_config(path, &config)?;
+        Ok(config)
+    }
+
+    /// Opens a repo: takes `repo.lock` (taking over a stale one with a warning) and reads the config.
+    pub fn open(path: &Path) -> Result<Self, RepoError> {
+        if !Self::is_initialized(path) {
+            return Err(RepoError::NotInitialized(path.to_path_buf()));
+        }
+        let lock = RepoLock::acquire(path)?;
+        let config = read_config(path)?;
+        Ok(Repo {
+            path: path.to_path_buf(),
+            config,
+            _lock: lock,
+        })
+    }
+
+    /// The repo directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The config as read at open (or last saved).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the config on disk (atomically: written to a temporary file, then renamed).
+    pub fn save_config(&mut self, config: Config) -> Result<(), RepoError> {
+        write_config(&self.path, &config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The node's key pair from the config.
+    pub fn keypair(&self) -> Result<Keypair, RepoError> {
+        keypair_of(&self.config.identity)
+    }
+
+    /// Opens the repo's sled blockstore (`datastore/`).
+    pub fn open_blockstore(&self, config: BlockstoreConfig) -> Result<Blockstore, RepoError> {
+        Ok(Blockstore::open_with(self.path.join("datastore"), config)?)
+    }
+
+    /// Writes the `api` file (the RPC multiaddr, no newline, as Kubo writes it).
+    pub fn write_api_file(&self, multiaddr: &str) -> Result<(), RepoError> {
+        let path = self.path.join("api");
+        fs::write(&path, multiaddr).map_err(RepoError::io("write", path))
+    }
+
+    /// Removes the `api` file, if present.
+    pub fn remove_api_file(&self) -> Result<(), RepoError> {
+        let path = self.path.join("api");
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RepoError::io("remove", path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The path of the optional private-network key.
+    pub fn swarm_key_path(&self) -> PathBuf {
+        self.path.join("swarm.key")
+    }
+}
+
+/// Reads and parses `<repo>/config`.
+pub fn read_config(repo: &Path) -> Result<Config, RepoError> {
+    let path = repo.join("config");
+    let text = fs::read_to_string(&path).map_err(RepoError::io("read", &path))?;
+    Config::from_json(&text, &path)
+}
+
+/// Writes `<repo>/config` atomically.
+pub fn write_config(repo: &Path, config: &Config) -> Result<(), RepoError> {
+    let path = repo.join("config");
+    let tmp = repo.join("config.tmp");
+    let mut file = File::create(&tmp).map_err(RepoError::io("create", &tmp))?;
+    file.write_all(config.to_json().as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(RepoError::io("write", &tmp))?;
+    fs::rename(&tmp, &path).map_err(RepoError::io("rename", &path))
+}
+
+/// `repo.lock`: an advisory file lock (released by the kernel when the process dies) plus the
+/// holder's PID, so a lock left by a crashed process is recognised and taken over with a warning.
+#[derive(Debug)]
+struct RepoLock {
+    _file: File,
+}
+
+impl RepoLock {
+    fn acquire(repo: &Path) -> Result<Self, RepoError> {
+        let path = repo.join("repo.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(RepoError::io("open", &path))?;
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        let previous_pid: Option<u32> = previous.trim().parse().ok();
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(RepoError::Locked {
+                    path: repo.to_path_buf(),
+                    holder: previous_pid
+                        .map(|p| format!("process {p}"))
+                        .unwrap_or_else(|| "another process".into()),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(RepoError::io("lock", &path)(e)),
+        }
+        if let Some(pid) = previous_pid.filter(|p| *p != std::process::id()) {
+            if process_alive(pid) {
+                tracing::warn!(pid, "repo.lock names a running process that does not hold the lock; taking it over");
+            } else {
+                tracing::warn!(pid, "taking over a stale repo.lock left by process {pid}, which no longer exists");
+            }
+        }
+        file.set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| write!(file, "{}", std::process::id()))
+            .and_then(|_| file.sync_all())
+            .map_err(RepoError::io("write", &path))?;
+        Ok(RepoLock { _file: file })
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_twice_is_an_error_and_identity_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Repo::init(dir.path(), &[Profile::Test]).unwrap();
+        let err = Repo::init(dir.path(), &[]).unwrap_err();
+        assert!(matches!(err, RepoError::AlreadyInitialized(_)));
+        assert!(err.to_string().contains("already initialized"));
+        let repo = Repo::open(dir.path()).unwrap();
+        let key = repo.keypair().unwrap();
+        assert_eq!(key.public().to_peer_id().to_base58(), config.identity.peer_id);
+        assert!(config.identity.peer_id.starts_with("12D3KooW"));
+    }
+
+    #[test]
+    fn a_live_lock_is_refused_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        Repo::init(dir.path(), &[Profile::Test]).unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        let err = Repo::open(dir.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("locked by process {}", std::process::id())), "{msg}");
+        drop(repo);
+        Repo::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_stale_lock_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        Repo::init(dir.path(), &[Profile::Test]).unwrap();
+        // A PID that cannot exist: past the kernel's pid_max.
+        fs::write(dir.path().join("repo.lock"), "4999999").unwrap();
+        Repo::open(dir.path()).unwrap();
+        let pid = fs::read_to_string(dir.path().join("repo.lock")).unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+    }
+
+    #[test]
+    fn bad_private_key_names_the_key() {
+        let mut id = new_identity().1;
+        id.priv_key = "%%%".into();
+        let err = keypair_of(&id).unwrap_err();
+        assert!(err.to_string().starts_with("invalid config value Identity.PrivKey"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Text CID parsing (base58 v0, every multibase for v1): never panics, and a parsed CID
+//! survives a round trip through its canonical text. Run: `cargo +nightly fuzz run cid_string`.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(cid) = cairn_blockstore::parse_cid_str(text) {
+        let again = cairn_blockstore::parse_cid_str(&cid.to_string()).expect("canonical form parses");
+        assert_eq!(again, cid);
+    }
+});

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs formatting and lint
+# checks, every test, a build of the benchmarks and a short run of every fuzz target.
+# Usage: bash scripts/test.sh        (FUZZ_SECONDS=N sets each fuzz run's length; 0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --benches (checks that benchmarks compile)"
+cargo build --benches
+
+step "cargo test --workspace"
+cargo test --workspace
+
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  step "fuzz smoke runs (${FUZZ_SECONDS}s each)"
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  mkdir -p target
+  for target in $(cargo +nightly fuzz list); do
+    log="target/fuzz-$target.log"
+    if ! cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$log" 2>&1; then
+      echo "fuzz target $target failed:"; tail -40 "$log"; exit 1
+    fi
+    echo "fuzz $target: $(grep -E '^Done [0-9]+ runs' "$log" || echo 'ran')"
+  done
+fi
+
+step "all checks passed"
