@@ -63,7 +63,9 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("put/{label}"));
         group.throughput(Throughput::Bytes(size as u64));
         if size >= 256 << 10 {
-            group.sample_size(30).measurement_time(Duration::from_secs(4));
+            group
+                .sample_size(30)
+                .measurement_time(Duration::from_secs(4));
         }
         group.bench_function("cairn", |b| {
             b.iter_batched(
@@ -94,7 +96,11 @@ fn bench(c: &mut Criterion) {
             )
         });
         group.bench_function("sha256", |b| {
-            b.iter_batched(|| unique(size), |data| black_box(Sha256::digest(&data)), BatchSize::SmallInput)
+            b.iter_batched(
+                || unique(size),
+                |data| black_box(Sha256::digest(&data)),
+                BatchSize::SmallInput,
+            )
         });
         group.bench_function("sled", |b| {
             b.iter_batched(
@@ -119,7 +125,8 @@ fn bench(c: &mut Criterion) {
         let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
         for b in &blocks {
             store.put(b).expect("put");
-            tree.insert(b.cid().hash().to_bytes(), &b.data()[..]).expect("insert");
+            tree.insert(b.cid().hash().to_bytes(), &b.data()[..])
+                .expect("insert");
         }
         let keys: Vec<Vec<u8>> = cids.iter().map(|c| c.hash().to_bytes()).collect();
         let mut group = c.benchmark_group(format!("get/{label}"));

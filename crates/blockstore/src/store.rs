@@ -151,7 +151,9 @@ fn key_of(cid: &Cid) -> Vec<u8> {
 fn with_key<R>(mh: &Multihash<64>, f: impl FnOnce(&[u8]) -> R) -> R {
     // Two varints (at most 10 bytes each) and a digest of at most 64 bytes.
     let mut buf = [0u8; 84];
-    let len = mh.write(&mut buf[..]).expect("a Multihash<64> fits in 84 bytes");
+    let len = mh
+        .write(&mut buf[..])
+        .expect("a Multihash<64> fits in 84 bytes");
     f(&buf[..len])
 }
 
@@ -311,7 +313,9 @@ impl Blockstore {
         if cid.hash().code() == IDENTITY {
             return Ok(true);
         }
-        Ok(with_key(cid.hash(), |key| self.engine().has(Keyspace::Blocks, key))?)
+        Ok(with_key(cid.hash(), |key| {
+            self.engine().has(Keyspace::Blocks, key)
+        })?)
     }
 
     /// A stored block's size in bytes, or `None` if it is not stored.

@@ -101,6 +101,8 @@ pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour,
             // Kubo's SeenMessagesTTL.
             .duplicate_cache_time(Duration::from_secs(120))
             .flood_publish(true)
+            // rust waits 5 s for the first heartbeat; js waits 100 ms. Meshes should form quickly.
+            .heartbeat_initial_delay(Duration::from_millis(100))
             .build()
             .map_err(|e| format!("gossipsub config: {e}"))?;
         Some(

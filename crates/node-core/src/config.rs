@@ -451,7 +451,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("at key Swarm.ConnMgr.LowWater"), "{msg}");
         let err = Config::from_json("{not json", Path::new("/r/config")).unwrap_err();
-        assert!(err.to_string().starts_with("malformed config /r/config"), "{err}");
+        assert!(
+            err.to_string().starts_with("malformed config /r/config"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -461,7 +464,12 @@ mod tests {
         assert!(c.discovery.mdns.enabled);
         Profile::Test.apply(&mut c);
         assert!(c.bootstrap.is_empty() && !c.discovery.mdns.enabled);
-        assert!(c.addresses.swarm.iter().all(|a| a.starts_with("/ip4/127.0.0.1/")));
+        assert!(
+            c.addresses
+                .swarm
+                .iter()
+                .all(|a| a.starts_with("/ip4/127.0.0.1/"))
+        );
         assert!("nope".parse::<Profile>().is_err());
     }
 }

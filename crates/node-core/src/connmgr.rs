@@ -66,7 +66,10 @@ impl ConnMgrLimits {
         if limits.low_water > limits.high_water {
             return Err(RepoError::InvalidValue {
                 key: "Swarm.ConnMgr.LowWater".into(),
-                reason: format!("{} is above HighWater {}", limits.low_water, limits.high_water),
+                reason: format!(
+                    "{} is above HighWater {}",
+                    limits.low_water, limits.high_water
+                ),
             });
         }
         Ok(limits)
@@ -84,7 +87,11 @@ pub(crate) struct Candidate {
 }
 
 /// The peers to disconnect now, or none if the count is not above `high_water`.
-pub(crate) fn select_victims(candidates: &[Candidate], limits: &ConnMgrLimits, now: Instant) -> Vec<PeerId> {
+pub(crate) fn select_victims(
+    candidates: &[Candidate],
+    limits: &ConnMgrLimits,
+    now: Instant,
+) -> Vec<PeerId> {
     if !limits.enabled || candidates.len() <= limits.high_water {
         return Vec::new();
     }
@@ -94,7 +101,11 @@ pub(crate) fn select_victims(candidates: &[Candidate], limits: &ConnMgrLimits, n
         .filter(|c| !c.protected && now.duration_since(c.connected_since) >= limits.grace_period)
         .collect();
     // Lowest value first; among equals the newest connection goes first (older ones have proven useful).
-    eligible.sort_by(|a, b| a.value.cmp(&b.value).then(b.connected_since.cmp(&a.connected_since)));
+    eligible.sort_by(|a, b| {
+        a.value
+            .cmp(&b.value)
+            .then(b.connected_since.cmp(&a.connected_since))
+    });
     eligible.into_iter().take(excess).map(|c| c.peer).collect()
 }
 
@@ -115,7 +126,12 @@ mod tests {
 
     #[test]
     fn trims_to_low_water_only_above_high_water() {
-        let limits = ConnMgrLimits { low_water: 3, high_water: 5, grace_period: Duration::from_secs(1), ..Default::default() };
+        let limits = ConnMgrLimits {
+            low_water: 3,
+            high_water: 5,
+            grace_period: Duration::from_secs(1),
+            ..Default::default()
+        };
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(10);
         assert!(select_victims(&candidates(5, t0), &limits, later).is_empty());
@@ -128,7 +144,12 @@ mod tests {
 
     #[test]
     fn spares_protected_and_young_peers() {
-        let limits = ConnMgrLimits { low_water: 1, high_water: 2, grace_period: Duration::from_secs(5), ..Default::default() };
+        let limits = ConnMgrLimits {
+            low_water: 1,
+            high_water: 2,
+            grace_period: Duration::from_secs(5),
+            ..Default::default()
+        };
         let t0 = Instant::now();
         let mut c = candidates(4, t0);
         c[0].protected = true;
@@ -140,12 +161,23 @@ mod tests {
 
     #[test]
     fn config_is_validated() {
-        let mut cfg = ConnMgrConfig { grace_period: Some("soon".into()), ..Default::default() };
-        assert!(ConnMgrLimits::from_config(&cfg).unwrap_err().to_string().contains("Swarm.ConnMgr.GracePeriod"));
+        let mut cfg = ConnMgrConfig {
+            grace_period: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(
+            ConnMgrLimits::from_config(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("Swarm.ConnMgr.GracePeriod")
+        );
         cfg.grace_period = Some("1s".into());
         cfg.low_water = Some(100);
         assert!(ConnMgrLimits::from_config(&cfg).is_err());
         cfg.low_water = Some(1);
-        assert_eq!(ConnMgrLimits::from_config(&cfg).unwrap().grace_period, Duration::from_secs(1));
+        assert_eq!(
+            ConnMgrLimits::from_config(&cfg).unwrap().grace_period,
+            Duration::from_secs(1)
+        );
     }
 }

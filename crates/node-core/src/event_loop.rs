@@ -6,14 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use cairn_blockstore::Blockstore;
 use cid::Cid;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError, TopicHash};
 use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::core::transport::ListenerId;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -29,21 +28,65 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 /// A request from a `Node` handle to the loop.
 pub(crate) enum Command {
-    Connect { addr: Multiaddr, reply: Reply<PeerId> },
-    Disconnect { peer: PeerId, reply: Reply<()> },
-    Peers { reply: Reply<Vec<PeerInfo>> },
-    ListenAddrs { reply: Reply<Vec<Multiaddr>> },
-    ExternalAddrs { reply: Reply<Vec<Multiaddr>> },
-    Publish { topic: String, data: Bytes, reply: Reply<()> },
-    Subscribe { topic: String, sender: mpsc::Sender<PubsubMessage>, reply: Reply<()> },
-    Unsubscribe { topic: String, reply: Reply<()> },
-    Topics { reply: Reply<Vec<String>> },
-    TopicPeers { topic: Option<String>, reply: Reply<Vec<PeerId>> },
-    Provide { cid: Cid, reply: Reply<()> },
-    FindProviders { cid: Cid, limit: usize, sender: mpsc::Sender<Provider> },
-    FindPeer { peer: PeerId, reply: Reply<Vec<Multiaddr>> },
-    Protect { peer: PeerId, protect: bool },
-    AddPeerAddress { peer: PeerId, addr: Multiaddr },
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
+    Peers {
+        reply: Reply<Vec<PeerInfo>>,
+    },
+    ListenAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    ExternalAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    Publish {
+        topic: String,
+        data: Bytes,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        topic: String,
+        sender: mpsc::Sender<PubsubMessage>,
+        reply: Reply<()>,
+    },
+    Unsubscribe {
+        topic: String,
+        reply: Reply<()>,
+    },
+    Topics {
+        reply: Reply<Vec<String>>,
+    },
+    TopicPeers {
+        topic: Option<String>,
+        reply: Reply<Vec<PeerId>>,
+    },
+    Provide {
+        cid: Cid,
+        reply: Reply<()>,
+    },
+    FindProviders {
+        cid: Cid,
+        limit: usize,
+        sender: mpsc::Sender<Provider>,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    Protect {
+        peer: PeerId,
+        protect: bool,
+    },
+    AddPeerAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
 }
 
 struct PeerState {
@@ -68,7 +111,7 @@ pub(crate) struct EventLoop {
     pub commands: mpsc::Receiver<Command>,
     pub cancel: CancellationToken,
     pub events: broadcast::Sender<NodeEvent>,
-    pub blockstore: Blockstore,
+    pub blockstore: crate::node::StoreSlot,
     pub repo: Option<Repo>,
     pub conn_mgr: ConnMgrLimits,
     pub protected: HashSet<PeerId>,
@@ -92,7 +135,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         cancel: CancellationToken,
         events: broadcast::Sender<NodeEvent>,
-        blockstore: Blockstore,
+        blockstore: crate::node::StoreSlot,
         repo: Option<Repo>,
         conn_mgr: ConnMgrLimits,
         listening: HashSet<ListenerId>,
@@ -156,14 +199,25 @@ impl EventLoop {
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        let EventLoop { swarm, blockstore, repo, stopped, commands, .. } = self;
+        let EventLoop {
+            swarm,
+            blockstore,
+            repo,
+            stopped,
+            commands,
+            ..
+        } = self;
         drop(commands);
         drop(swarm);
-        let flushed = tokio::task::spawn_blocking(move || blockstore.flush()).await;
-        match flushed {
-            Ok(Err(e)) => tracing::error!("flushing the blockstore at shutdown failed: {e}"),
-            Err(e) => tracing::error!("flush task failed: {e}"),
-            Ok(Ok(())) => {}
+        // Take the store from the handles, so its files close once in-flight calls finish.
+        let store = blockstore.write().take();
+        if let Some(store) = store {
+            let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+            match flushed {
+                Ok(Err(e)) => tracing::error!("flushing the blockstore at shutdown failed: {e}"),
+                Err(e) => tracing::error!("flush task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
         }
         drop(repo);
         let _ = stopped.send(true);
@@ -219,7 +273,11 @@ impl EventLoop {
             Command::Publish { topic, data, reply } => {
                 let _ = reply.send(self.publish(topic, data));
             }
-            Command::Subscribe { topic, sender, reply } => {
+            Command::Subscribe {
+                topic,
+                sender,
+                reply,
+            } => {
                 let result = match self.swarm.behaviour_mut().gossipsub.as_mut() {
                     None => Err(NodeError::PubsubDisabled),
                     Some(g) => {
@@ -273,10 +331,17 @@ impl EventLoop {
             Command::Provide { cid, reply } => {
                 if self.peers.is_empty() {
                     // Kubo's wording: a provide with nobody to tell is an error.
-                    let _ = reply.send(Err(NodeError::Routing("cannot provide, no connected peers".into())));
+                    let _ = reply.send(Err(NodeError::Routing(
+                        "cannot provide, no connected peers".into(),
+                    )));
                     return;
                 }
-                match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::from(*cid.hash())) {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::from(*cid.hash()))
+                {
                     Ok(id) => {
                         self.provides.insert(id, reply);
                     }
@@ -286,8 +351,19 @@ impl EventLoop {
                 }
             }
             Command::FindProviders { cid, limit, sender } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::from(*cid.hash()));
-                self.provider_queries.insert(id, ProviderQuery { sender, seen: HashSet::new(), limit });
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::from(*cid.hash()));
+                self.provider_queries.insert(
+                    id,
+                    ProviderQuery {
+                        sender,
+                        seen: HashSet::new(),
+                        limit,
+                    },
+                );
             }
             Command::FindPeer { peer, reply } => {
                 if let Some(addrs) = self.connected_addrs(&peer) {
@@ -330,20 +406,30 @@ impl EventLoop {
                 self.dials.insert(id, (target, reply));
             }
             Err(e) => {
-                let _ = reply.send(Err(NodeError::Dial { target, reason: e.to_string() }));
+                let _ = reply.send(Err(NodeError::Dial {
+                    target,
+                    reason: e.to_string(),
+                }));
             }
         }
     }
 
     fn publish(&mut self, topic: String, data: Bytes) -> Result<(), NodeError> {
         let local = *self.swarm.local_peer_id();
-        let gossipsub = self.swarm.behaviour_mut().gossipsub.as_mut().ok_or(NodeError::PubsubDisabled)?;
+        let gossipsub = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .as_mut()
+            .ok_or(NodeError::PubsubDisabled)?;
         let t = IdentTopic::new(topic.clone());
         let seqno = match gossipsub.publish(t.clone(), data.to_vec()) {
             // The id is go's: author bytes then the 8-byte big-endian seqno (see go_message_id).
-            Ok(id) => id.0.len().checked_sub(8).map(|at| {
-                u64::from_be_bytes(id.0[at..].try_into().expect("8 bytes"))
-            }),
+            Ok(id) => {
+                id.0.len()
+                    .checked_sub(8)
+                    .map(|at| u64::from_be_bytes(id.0[at..].try_into().expect("8 bytes")))
+            }
             // Kubo publishes to a topic nobody listens to without complaint.
             Err(PublishError::NoPeersSubscribedToTopic) => None,
             Err(PublishError::MessageTooLarge) => {
@@ -356,13 +442,20 @@ impl EventLoop {
             Err(e) => return Err(NodeError::Pubsub(format!("publish: {e}"))),
         };
         // go-libp2p delivers a node's own messages to its own subscribers; so do we.
-        let message = PubsubMessage { from: Some(local), data, seqno, topics: vec![topic] };
+        let message = PubsubMessage {
+            from: Some(local),
+            data,
+            seqno,
+            topics: vec![topic],
+        };
         self.deliver(&t.hash(), message);
         Ok(())
     }
 
     fn deliver(&mut self, topic: &TopicHash, message: PubsubMessage) {
-        let Some(senders) = self.subscriptions.get_mut(topic) else { return };
+        let Some(senders) = self.subscriptions.get_mut(topic) else {
+            return;
+        };
         senders.retain(|s| match s.try_send(message.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -411,7 +504,10 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { listener_id, address } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 tracing::info!(%address, "listening");
                 self.emit(NodeEvent::ListenAddrAdded(address));
                 if self.listening.contains(&listener_id) && self.ready.is_some() {
@@ -424,17 +520,34 @@ impl EventLoop {
             SwarmEvent::ListenerError { listener_id, error } => {
                 tracing::warn!(?listener_id, "listener error: {error}");
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, addresses } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                addresses,
+            } => {
                 self.listening.remove(&listener_id);
                 if let Err(e) = reason {
                     let addr = addresses.first().map(|a| a.to_string()).unwrap_or_default();
-                    self.mark_ready(Err(NodeError::Listen { addr, reason: e.to_string() }));
+                    self.mark_ready(Err(NodeError::Listen {
+                        addr,
+                        reason: e.to_string(),
+                    }));
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 let (address, direction) = match &endpoint {
-                    ConnectedPoint::Dialer { address, .. } => (address.clone(), Direction::Outbound),
-                    ConnectedPoint::Listener { send_back_addr, .. } => (send_back_addr.clone(), Direction::Inbound),
+                    ConnectedPoint::Dialer { address, .. } => {
+                        (address.clone(), Direction::Outbound)
+                    }
+                    ConnectedPoint::Listener { send_back_addr, .. } => {
+                        (send_back_addr.clone(), Direction::Inbound)
+                    }
                 };
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     self.protected.insert(peer_id);
@@ -455,22 +568,41 @@ impl EventLoop {
                             listen_addrs: Vec::new(),
                         },
                     );
-                    self.emit(NodeEvent::PeerConnected { peer_id, address, direction });
+                    self.emit(NodeEvent::PeerConnected {
+                        peer_id,
+                        address,
+                        direction,
+                    });
                     self.maybe_trim();
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 if num_established == 0 && self.peers.remove(&peer_id).is_some() {
                     tracing::debug!(%peer_id, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected { peer_id });
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
                 if let Some((target, reply)) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Err(NodeError::Dial { target, reason: error.to_string() }));
+                    let _ = reply.send(Err(NodeError::Dial {
+                        target,
+                        reason: error.to_string(),
+                    }));
                 }
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
                 tracing::debug!(%send_back_addr, "incoming connection failed: {error}");
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
@@ -492,16 +624,29 @@ impl EventLoop {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if serves_dht(&info.protocols) {
                     for addr in &info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
                     }
                 }
+                let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.agent_version = Some(info.agent_version.clone());
-                    state.protocols = info.protocols.iter().map(|p| p.to_string()).collect();
+                    state.protocols = protocols.clone();
                     state.listen_addrs = info.listen_addrs.clone();
                 }
+                self.emit(NodeEvent::PeerIdentified {
+                    peer_id,
+                    agent_version: info.agent_version,
+                    protocols,
+                });
             }
-            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
                 if let Some(state) = self.peers.get_mut(&peer) {
                     state.latency = Some(rtt);
                 }
@@ -513,7 +658,10 @@ impl EventLoop {
                 }
                 for (peer_id, addresses) in by_peer {
                     tracing::info!(%peer_id, "discovered by mDNS");
-                    self.emit(NodeEvent::PeerDiscovered { peer_id, addresses: addresses.clone() });
+                    self.emit(NodeEvent::PeerDiscovered {
+                        peer_id,
+                        addresses: addresses.clone(),
+                    });
                     if !self.swarm.is_connected(&peer_id) {
                         let opts = DialOpts::peer_id(peer_id).addresses(addresses).build();
                         if let Err(e) = self.swarm.dial(opts) {
@@ -532,7 +680,15 @@ impl EventLoop {
                 };
                 self.deliver(&topic, msg);
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                self.emit(NodeEvent::TopicSubscribed {
+                    peer_id,
+                    topic: topic.into_string(),
+                });
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
                 self.on_query(id, result, step.last);
             }
             _ => {}
@@ -543,16 +699,24 @@ impl EventLoop {
         match result {
             QueryResult::StartProviding(r) => {
                 if let Some(reply) = self.provides.remove(&id) {
-                    let _ = reply.send(r.map(|_| ()).map_err(|e| NodeError::Routing(format!("provide: {e}"))));
+                    let _ = reply.send(
+                        r.map(|_| ())
+                            .map_err(|e| NodeError::Routing(format!("provide: {e}"))),
+                    );
                 }
             }
             QueryResult::GetProviders(r) => {
-                let Some(mut query) = self.provider_queries.remove(&id) else { return };
+                let Some(mut query) = self.provider_queries.remove(&id) else {
+                    return;
+                };
                 let mut done = last;
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
                     for peer in providers {
                         if query.seen.insert(peer) {
-                            let provider = Provider { peer_id: peer, addresses: self.known_addrs(&peer) };
+                            let provider = Provider {
+                                peer_id: peer,
+                                addresses: self.known_addrs(&peer),
+                            };
                             if query.sender.try_send(provider).is_err() {
                                 done = true; // the consumer went away or cannot keep up
                             }
@@ -571,12 +735,17 @@ impl EventLoop {
                 }
             }
             QueryResult::GetClosestPeers(r) => {
-                let Some((target, reply)) = self.find_peer.remove(&id) else { return };
+                let Some((target, reply)) = self.find_peer.remove(&id) else {
+                    return;
+                };
                 let peers = match r {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
-                let found = peers.into_iter().find(|p| p.peer_id == target).map(|p| p.addrs);
+                let found = peers
+                    .into_iter()
+                    .find(|p| p.peer_id == target)
+                    .map(|p| p.addrs);
                 let result = match found {
                     Some(addrs) if !addrs.is_empty() => Ok(addrs),
                     _ => {
@@ -618,7 +787,10 @@ impl EventLoop {
         if self.peers.len() <= self.conn_mgr.high_water {
             return;
         }
-        if self.last_trim.is_some_and(|t| now.duration_since(t) < self.conn_mgr.silence_period) {
+        if self
+            .last_trim
+            .is_some_and(|t| now.duration_since(t) < self.conn_mgr.silence_period)
+        {
             return;
         }
         let candidates: Vec<Candidate> = self
@@ -636,7 +808,11 @@ impl EventLoop {
             return;
         }
         self.last_trim = Some(now);
-        tracing::info!(peers = self.peers.len(), closing = victims.len(), "connection manager trimming");
+        tracing::info!(
+            peers = self.peers.len(),
+            closing = victims.len(),
+            "connection manager trimming"
+        );
         for peer in victims {
             let _ = self.swarm.disconnect_peer_id(peer);
         }

@@ -18,7 +18,9 @@ mod node;
 pub mod repo;
 pub mod types;
 
-pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id};
+pub use behaviour::{
+    IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
+};
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
@@ -26,6 +28,6 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, Node, NodeBuilder};
 pub use repo::{Repo, default_repo_path};
 pub use types::{
-    Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream, Subscription,
-    parse_multiaddr, parse_peer_id, peer_id_of,
+    Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream,
+    Subscription, parse_multiaddr, parse_peer_id, peer_id_of,
 };

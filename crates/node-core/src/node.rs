@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_blockstore::{Block, Blockstore, BlockstoreConfig, Cid, GcReport, PinFilter, PinInfo, PinMode};
+use cairn_blockstore::{
+    Block, Blockstore, BlockstoreConfig, Cid, GcReport, PinFilter, PinInfo, PinMode,
+};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -31,7 +33,9 @@ use crate::connmgr::ConnMgrLimits;
 use crate::error::{NodeError, RepoError};
 use crate::event_loop::{Command, EventLoop};
 use crate::repo::{Repo, keypair_of, new_identity};
-use crate::types::{NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr, peer_id_of};
+use crate::types::{
+    NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr, peer_id_of,
+};
 
 /// How long a dial may take before `connect` gives up (Kubo's `swarm connect` default).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -152,7 +156,10 @@ impl NodeBuilder {
     /// bootstrap peers, and spawns the task that owns the swarm. Needs a tokio runtime.
     pub async fn build(self) -> Result<Node, NodeError> {
         let (mut config, repo) = match self.source {
-            Source::Memory(config) => (config.unwrap_or_else(|| Config::with_identity(new_identity().1)), None),
+            Source::Memory(config) => (
+                config.unwrap_or_else(|| Config::with_identity(new_identity().1)),
+                None,
+            ),
             Source::Repo(path) => {
                 let repo = Repo::open(&path)?;
                 (repo.config().clone(), Some(repo))
@@ -176,11 +183,20 @@ impl NodeBuilder {
         };
         let listen = match self.listen {
             Some(l) => l,
-            None => config.addresses.swarm.iter().map(|a| parse_multiaddr(a)).collect::<Result<_, _>>()?,
+            None => config
+                .addresses
+                .swarm
+                .iter()
+                .map(|a| parse_multiaddr(a))
+                .collect::<Result<_, _>>()?,
         };
         let bootstrap = match self.bootstrap {
             Some(b) => b,
-            None => config.bootstrap.iter().map(|a| parse_multiaddr(a)).collect::<Result<_, _>>()?,
+            None => config
+                .bootstrap
+                .iter()
+                .map(|a| parse_multiaddr(a))
+                .collect::<Result<_, _>>()?,
         };
         let conn_mgr = match self.conn_mgr {
             Some(c) => c,
@@ -202,10 +218,12 @@ impl NodeBuilder {
         let mut swarm = build_swarm(keypair, &options)?;
         let mut listening = HashSet::new();
         for addr in &listen {
-            let id = swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Listen {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
             listening.insert(id);
         }
         let mut protected = HashSet::new();
@@ -231,12 +249,13 @@ impl NodeBuilder {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped_rx) = watch::channel(false);
         let cancel = CancellationToken::new();
+        let store_slot: StoreSlot = Arc::new(parking_lot::RwLock::new(Some(blockstore)));
         let mut event_loop = EventLoop::new(
             swarm,
             command_rx,
             cancel.clone(),
             events.clone(),
-            blockstore.clone(),
+            store_slot.clone(),
             repo,
             conn_mgr,
             listening,
@@ -252,7 +271,7 @@ impl NodeBuilder {
                 commands: command_tx,
                 cancel,
                 events,
-                blockstore,
+                blockstore: store_slot,
                 stopped: stopped_rx,
             }),
         };
@@ -271,11 +290,18 @@ impl NodeBuilder {
     }
 }
 
-fn build_swarm(keypair: Keypair, options: &BehaviourOptions) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
+fn build_swarm(
+    keypair: Keypair,
+    options: &BehaviourOptions,
+) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
     let err = |e: &dyn std::fmt::Display| NodeError::Swarm(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| err(&e))?
         .with_quic()
         .with_dns()
@@ -290,13 +316,17 @@ fn build_swarm(keypair: Keypair, options: &BehaviourOptions) -> Result<libp2p::S
     Ok(swarm)
 }
 
+/// The blockstore, shared between the handles and the event loop until shutdown takes it.
+pub(crate) type StoreSlot = Arc<parking_lot::RwLock<Option<Blockstore>>>;
+
 #[derive(Debug)]
 struct Shared {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
     events: broadcast::Sender<NodeEvent>,
-    blockstore: Blockstore,
+    /// Emptied by the event loop at shutdown, so the store (and sled's file lock) is released.
+    blockstore: StoreSlot,
     stopped: watch::Receiver<bool>,
 }
 
@@ -325,12 +355,19 @@ impl Node {
         self.shared.peer_id
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command) -> Result<T, NodeError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command,
+    ) -> Result<T, NodeError> {
         if self.shared.cancel.is_cancelled() {
             return Err(NodeError::NodeStopped);
         }
         let (tx, rx) = oneshot::channel();
-        self.shared.commands.send(make(tx)).await.map_err(|_| NodeError::NodeStopped)?;
+        self.shared
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::NodeStopped)?;
         rx.await.map_err(|_| NodeError::NodeStopped)?
     }
 
@@ -338,11 +375,10 @@ impl Node {
         &self,
         f: impl FnOnce(Blockstore) -> Result<T, cairn_blockstore::BlockstoreError> + Send + 'static,
     ) -> Result<T, NodeError> {
-        if self.shared.cancel.is_cancelled() {
-            return Err(NodeError::NodeStopped);
-        }
-        let store = self.shared.blockstore.clone();
-        Ok(tokio::task::spawn_blocking(move || f(store)).await.map_err(|_| NodeError::NodeStopped)??)
+        let store = self.blockstore()?;
+        Ok(tokio::task::spawn_blocking(move || f(store))
+            .await
+            .map_err(|_| NodeError::NodeStopped)??)
     }
 
     /// The addresses the node listens on.
@@ -359,9 +395,17 @@ impl Node {
     /// connected this way is protected from the connection manager.
     pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
         let target = addr.to_string();
-        match tokio::time::timeout(DIAL_TIMEOUT, self.call(|reply| Command::Connect { addr, reply })).await {
+        match tokio::time::timeout(
+            DIAL_TIMEOUT,
+            self.call(|reply| Command::Connect { addr, reply }),
+        )
+        .await
+        {
             Ok(result) => result,
-            Err(_) => Err(NodeError::Dial { target, reason: "timed out".into() }),
+            Err(_) => Err(NodeError::Dial {
+                target,
+                reason: "timed out".into(),
+            }),
         }
     }
 
@@ -377,7 +421,11 @@ impl Node {
 
     /// Shields a peer from the connection manager (or removes the shield).
     pub async fn protect(&self, peer: PeerId, protect: bool) -> Result<(), NodeError> {
-        self.shared.commands.send(Command::Protect { peer, protect }).await.map_err(|_| NodeError::NodeStopped)
+        self.shared
+            .commands
+            .send(Command::Protect { peer, protect })
+            .await
+            .map_err(|_| NodeError::NodeStopped)
     }
 
     /// Tells the DHT where a peer can be reached.
@@ -391,9 +439,17 @@ impl Node {
 
     // ---- blocks ------------------------------------------------------------------------------
 
-    /// The node's blockstore, for operations the handle does not wrap.
-    pub fn blockstore(&self) -> &Blockstore {
-        &self.shared.blockstore
+    /// The node's blockstore, for operations the handle does not wrap ([`NodeError::NodeStopped`]
+    /// once the node has shut down and closed it).
+    pub fn blockstore(&self) -> Result<Blockstore, NodeError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(NodeError::NodeStopped);
+        }
+        self.shared
+            .blockstore
+            .read()
+            .clone()
+            .ok_or(NodeError::NodeStopped)
     }
 
     /// Stores a block; `true` if it was new.
@@ -445,23 +501,34 @@ impl Node {
     // ---- pubsub ------------------------------------------------------------------------------
 
     /// Publishes a message (needs gossipsub on).
-    pub async fn publish(&self, topic: impl Into<String>, data: impl Into<Bytes>) -> Result<(), NodeError> {
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        data: impl Into<Bytes>,
+    ) -> Result<(), NodeError> {
         let (topic, data) = (topic.into(), data.into());
-        self.call(|reply| Command::Publish { topic, data, reply }).await
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await
     }
 
     /// Subscribes to a topic; the stream yields its messages (this node's own included, as Kubo does).
     pub async fn subscribe(&self, topic: impl Into<String>) -> Result<Subscription, NodeError> {
         let topic = topic.into();
         let (sender, rx) = mpsc::channel(1024);
-        self.call(|reply| Command::Subscribe { topic, sender, reply }).await?;
+        self.call(|reply| Command::Subscribe {
+            topic,
+            sender,
+            reply,
+        })
+        .await?;
         Ok(ReceiverStream::new(rx))
     }
 
     /// Ends every subscription to a topic.
     pub async fn unsubscribe(&self, topic: impl Into<String>) -> Result<(), NodeError> {
         let topic = topic.into();
-        self.call(|reply| Command::Unsubscribe { topic, reply }).await
+        self.call(|reply| Command::Unsubscribe { topic, reply })
+            .await
     }
 
     /// The topics this node is subscribed to.
@@ -471,7 +538,8 @@ impl Node {
 
     /// Connected pubsub peers subscribed to `topic` (to any topic when `None`).
     pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, NodeError> {
-        self.call(|reply| Command::TopicPeers { topic, reply }).await
+        self.call(|reply| Command::TopicPeers { topic, reply })
+            .await
     }
 
     // ---- DHT ---------------------------------------------------------------------------------
@@ -483,14 +551,22 @@ impl Node {
     }
 
     /// Looks up providers of `cid`; the stream ends after `limit` providers or when the query ends.
-    pub async fn find_providers(&self, cid: &Cid, limit: usize) -> Result<ProviderStream, NodeError> {
+    pub async fn find_providers(
+        &self,
+        cid: &Cid,
+        limit: usize,
+    ) -> Result<ProviderStream, NodeError> {
         if self.shared.cancel.is_cancelled() {
             return Err(NodeError::NodeStopped);
         }
         let (sender, rx) = mpsc::channel(limit.clamp(1, 1024));
         self.shared
             .commands
-            .send(Command::FindProviders { cid: *cid, limit: limit.max(1), sender })
+            .send(Command::FindProviders {
+                cid: *cid,
+                limit: limit.max(1),
+                sender,
+            })
             .await
             .map_err(|_| NodeError::NodeStopped)?;
         Ok(ReceiverStream::new(rx))

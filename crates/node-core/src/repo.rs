@@ -20,7 +20,9 @@ pub fn default_repo_path() -> PathBuf {
     if let Some(p) = std::env::var_os(REPO_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cairn")
 }
 
@@ -55,7 +57,10 @@ pub fn keypair_of(identity: &Identity) -> Result<Keypair, RepoError> {
     if !identity.peer_id.is_empty() && identity.peer_id != peer_id {
         return Err(RepoError::InvalidValue {
             key: "Identity.PeerID".into(),
-            reason: format!("{} does not match the private key ({peer_id})", identity.peer_id),
+            reason: format!(
+                "{} does not match the private key ({peer_id})",
+                identity.peer_id
+            ),
         });
     }
     Ok(keypair)
@@ -142,7 +147,9 @@ impl Repo {
     pub fn remove_api_file(&self) -> Result<(), RepoError> {
         let path = self.path.join("api");
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RepoError::io("remove", path)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RepoError::io("remove", path)(e))
+            }
             _ => Ok(()),
         }
     }
@@ -205,9 +212,15 @@ impl RepoLock {
         }
         if let Some(pid) = previous_pid.filter(|p| *p != std::process::id()) {
             if process_alive(pid) {
-                tracing::warn!(pid, "repo.lock names a running process that does not hold the lock; taking it over");
+                tracing::warn!(
+                    pid,
+                    "repo.lock names a running process that does not hold the lock; taking it over"
+                );
             } else {
-                tracing::warn!(pid, "taking over a stale repo.lock left by process {pid}, which no longer exists");
+                tracing::warn!(
+                    pid,
+                    "taking over a stale repo.lock left by process {pid}, which no longer exists"
+                );
             }
         }
         file.set_len(0)
@@ -236,7 +249,10 @@ mod tests {
         assert!(err.to_string().contains("already initialized"));
         let repo = Repo::open(dir.path()).unwrap();
         let key = repo.keypair().unwrap();
-        assert_eq!(key.public().to_peer_id().to_base58(), config.identity.peer_id);
+        assert_eq!(
+            key.public().to_peer_id().to_base58(),
+            config.identity.peer_id
+        );
         assert!(config.identity.peer_id.starts_with("12D3KooW"));
     }
 
@@ -247,7 +263,10 @@ mod tests {
         let repo = Repo::open(dir.path()).unwrap();
         let err = Repo::open(dir.path()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(&format!("locked by process {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("locked by process {}", std::process::id())),
+            "{msg}"
+        );
         drop(repo);
         Repo::open(dir.path()).unwrap();
     }
@@ -268,6 +287,10 @@ mod tests {
         let mut id = new_identity().1;
         id.priv_key = "%%%".into();
         let err = keypair_of(&id).unwrap_err();
-        assert!(err.to_string().starts_with("invalid config value Identity.PrivKey"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid config value Identity.PrivKey"),
+            "{err}"
+        );
     }
 }

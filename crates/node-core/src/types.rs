@@ -61,6 +61,22 @@ pub enum NodeEvent {
         /// The peer.
         peer_id: PeerId,
     },
+    /// A peer answered identify: its agent and protocols are now known.
+    PeerIdentified {
+        /// The peer.
+        peer_id: PeerId,
+        /// Its agent version.
+        agent_version: String,
+        /// The protocols it supports.
+        protocols: Vec<String>,
+    },
+    /// A connected peer subscribed to a pubsub topic.
+    TopicSubscribed {
+        /// The peer.
+        peer_id: PeerId,
+        /// The topic.
+        topic: String,
+    },
     /// mDNS found a peer on the local network.
     PeerDiscovered {
         /// The peer.
@@ -131,10 +147,17 @@ pub type ProviderStream = ReceiverStream<Provider>;
 
 /// Parses a multiaddr, with a typed error.
 pub fn parse_multiaddr(text: &str) -> Result<Multiaddr, NodeError> {
-    text.trim().parse().map_err(|e: libp2p::multiaddr::Error| NodeError::InvalidMultiaddr {
+    let invalid = |reason: String| NodeError::InvalidMultiaddr {
         input: text.chars().take(256).collect(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    // go-multiaddr refuses the empty address; so does Kubo.
+    if text.trim().is_empty() {
+        return Err(invalid("empty multiaddr".into()));
+    }
+    text.trim()
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| invalid(e.to_string()))
 }
 
 /// Parses a peer id: base58 (`12D3Koo…`, `Qm…`) or a CIDv1 with the `libp2p-key` codec, as Kubo does.
@@ -148,7 +171,10 @@ pub fn parse_peer_id(text: &str) -> Result<PeerId, NodeError> {
     }
     let cid = cid::Cid::try_from(text).map_err(|e| invalid(e.to_string()))?;
     if cid.codec() != 0x72 {
-        return Err(invalid(format!("CID codec 0x{:x} is not libp2p-key", cid.codec())));
+        return Err(invalid(format!(
+            "CID codec 0x{:x} is not libp2p-key",
+            cid.codec()
+        )));
     }
     PeerId::from_multihash(*cid.hash()).map_err(|_| invalid("multihash is not a peer id".into()))
 }
@@ -172,18 +198,36 @@ mod tests {
         let cid = cid::Cid::new_v1(0x72, *peer.as_ref());
         assert_eq!(parse_peer_id(&cid.to_string()).unwrap(), peer);
         let err = parse_peer_id("12D3KooWnotreally").unwrap_err();
-        assert!(err.to_string().starts_with("invalid peer id \"12D3KooWnotreally\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid peer id \"12D3KooWnotreally\""),
+            "{err}"
+        );
         let raw = cid::Cid::new_v1(0x55, *peer.as_ref());
-        assert!(parse_peer_id(&raw.to_string()).unwrap_err().to_string().contains("libp2p-key"));
+        assert!(
+            parse_peer_id(&raw.to_string())
+                .unwrap_err()
+                .to_string()
+                .contains("libp2p-key")
+        );
     }
 
     #[test]
     fn multiaddrs_parse_with_typed_errors() {
         let a = parse_multiaddr("/ip4/127.0.0.1/tcp/4001").unwrap();
         assert_eq!(peer_id_of(&a), None);
-        for bad in ["", "ip4/1.2.3.4", "/ip4/999.0.0.1/tcp/1", "/ip4/1.2.3.4/tcp/notaport", "/p2p/xyz"] {
+        for bad in [
+            "",
+            "ip4/1.2.3.4",
+            "/ip4/999.0.0.1/tcp/1",
+            "/ip4/1.2.3.4/tcp/notaport",
+            "/p2p/xyz",
+        ] {
             let err = parse_multiaddr(bad).unwrap_err();
-            assert!(matches!(err, NodeError::InvalidMultiaddr { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, NodeError::InvalidMultiaddr { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 }
