@@ -13,7 +13,9 @@ root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 
 def mean_ns(group: str, name: str) -> float:
     path = root / group / name / "new" / "estimates.json"
-    return json.loads(path.read_text())["mean"]["point_estimate"]
+    estimates = json.loads(path.read_text())
+    # criterion's primary estimate: the regression slope when it has one, else the mean.
+    return (estimates.get("slope") or estimates["mean"])["point_estimate"]
 
 
 def fmt(ns: float) -> str:

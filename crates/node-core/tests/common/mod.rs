@@ -1,6 +1,8 @@
 //! Helpers shared by the node tests: nodes on 127.0.0.1, and waiting on events with a deadline.
 #![allow(dead_code)]
 
+pub mod helia;
+
 use std::time::Duration;
 
 use cairn_node_core::{Multiaddr, Node, NodeEvent, Profile};

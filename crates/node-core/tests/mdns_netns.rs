@@ -1,0 +1,145 @@
+//! mDNS discovery between two hosts: two network namespaces joined by a veth pair, one node in
+//! each, no configured addresses or bootstrap peers. Each must discover and connect to the other.
+//!
+//! Needs root and `ip` (iproute2); `scripts/test.sh` installs it. The namespaces and the veth pair
+//! are created and removed by the test; all traffic stays between them.
+//! Run: `cargo test -p cairn-node-core --test mdns_netns`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use cairn_node_core::{Node, NodeEvent};
+
+const CHILD: &str = "CAIRN_MDNS_CHILD";
+
+/// Inside a namespace: run a node with mDNS on and report the first peer it connects to.
+async fn child() -> anyhow::Result<()> {
+    let node = Node::builder()
+        .listen_addrs(["/ip4/0.0.0.0/tcp/0".parse()?])
+        .bootstrap_peers([])
+        .mdns(true)
+        .build()
+        .await?;
+    let mut events = node.events();
+    println!("id {}", node.peer_id());
+    loop {
+        match events.recv().await? {
+            NodeEvent::PeerDiscovered { peer_id, .. } => println!("discovered {peer_id}"),
+            NodeEvent::PeerConnected { peer_id, .. } => println!("connected {peer_id}"),
+            _ => {}
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .context("running ip")?;
+    ensure!(status.success(), "ip {} failed", args.join(" "));
+    Ok(())
+}
+
+/// Removes the namespaces (and with them the veth pair) and kills the children.
+struct Lab {
+    names: [String; 2],
+    children: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn parent() -> anyhow::Result<()> {
+    if Command::new("ip").arg("-V").output().is_err() {
+        bail!("this test needs iproute2 (`apt-get install iproute2`); scripts/test.sh installs it");
+    }
+    let tag = std::process::id() % 100_000;
+    let mut lab = Lab {
+        names: [format!("cairn-mdns-a{tag}"), format!("cairn-mdns-b{tag}")],
+        children: Vec::new(),
+    };
+    let [a, b] = lab.names.clone();
+    let (va, vb) = (format!("cma{tag}"), format!("cmb{tag}"));
+    ip(&["netns", "add", &a]).context("creating a network namespace needs root")?;
+    ip(&["netns", "add", &b])?;
+    ip(&[
+        "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
+    ])?;
+    for (ns, dev, addr) in [(&a, &va, "10.213.0.1/24"), (&b, &vb, "10.213.0.2/24")] {
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
+        ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
+    }
+
+    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    for (i, ns) in [&a, &b].into_iter().enumerate() {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(std::env::current_exe()?)
+            .env(CHILD, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let out = child.stdout.take().context("stdout")?;
+        lab.children.push(child);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send((i, line));
+            }
+        });
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ids: [Option<String>; 2] = [None, None];
+    let mut connected: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut discovered = [false, false];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, line) = rx.recv_timeout(left).map_err(|_| {
+            anyhow::anyhow!(
+                "no mutual mDNS connection within 60 s (ids {ids:?}, connected {connected:?})"
+            )
+        })?;
+        println!("[{}] {line}", ["a", "b"][i]);
+        if let Some(id) = line.strip_prefix("id ") {
+            ids[i] = Some(id.to_string());
+        } else if let Some(peer) = line.strip_prefix("connected ") {
+            connected[i].push(peer.to_string());
+        } else if line.starts_with("discovered ") {
+            discovered[i] = true;
+        }
+        let knows =
+            |i: usize, j: usize| ids[j].as_ref().is_some_and(|id| connected[i].contains(id));
+        if knows(0, 1) && knows(1, 0) && (discovered[0] || discovered[1]) {
+            break;
+        }
+    }
+    println!("both nodes discovered and connected to each other over mDNS");
+    println!("test result: ok. 1 passed; 0 failed");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    if std::env::var_os(CHILD).is_some() {
+        return tokio::runtime::Runtime::new()?.block_on(child());
+    }
+    if std::env::args().any(|a| a == "--list") {
+        println!("mdns_netns: test");
+        return Ok(());
+    }
+    parent()
+}
