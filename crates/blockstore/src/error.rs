@@ -72,18 +72,18 @@ pub enum BlockstoreError {
     /// A block that a DAG operation needed is not in the store.
     #[error("cannot pin {root}: block {missing} is not in the local store")]
     PinMissingBlock {
-        /// The root being pinned.
-        root: Cid,
+        /// The root being pinned (boxed, like every second CID here, to keep the error small).
+        root: Box<Cid>,
         /// The first block found missing.
-        missing: Cid,
+        missing: Box<Cid>,
     },
     /// Garbage collection found a pinned DAG with a missing block and removed nothing.
     #[error("gc aborted, nothing removed: pinned DAG {root} is missing block {missing}")]
     GcIncompletePin {
         /// The pinned root.
-        root: Cid,
+        root: Box<Cid>,
         /// The block that could not be read.
-        missing: Cid,
+        missing: Box<Cid>,
     },
     /// Unpin of a CID that has no direct or recursive pin.
     #[error("{0} is not pinned or pinned indirectly")]

@@ -394,18 +394,15 @@ impl Blockstore {
             (PinMode::Direct, _) => {
                 if !self.has(cid)? {
                     return Err(BlockstoreError::PinMissingBlock {
-                        root: *cid,
-                        missing: *cid,
+                        root: Box::new(*cid),
+                        missing: Box::new(*cid),
                     });
                 }
             }
             (PinMode::Recursive, _) => {
                 self.walk(
                     cid,
-                    |missing| BlockstoreError::PinMissingBlock {
-                        root: *cid,
-                        missing,
-                    },
+                    |missing| BlockstoreError::PinMissingBlock { root: Box::new(*cid), missing: Box::new(missing) },
                     |_| true,
                 )?;
             }
@@ -488,10 +485,7 @@ impl Blockstore {
             for root in &roots {
                 self.walk(
                     root,
-                    |missing| BlockstoreError::PinMissingBlock {
-                        root: *root,
-                        missing,
-                    },
+                    |missing| BlockstoreError::PinMissingBlock { root: Box::new(*root), missing: Box::new(missing) },
                     |c| {
                         if !roots.contains(c) && seen.insert(*c) {
                             out.push(PinInfo {
@@ -600,7 +594,7 @@ impl Blockstore {
                 PinMode::Recursive => {
                     self.walk(
                         &root,
-                        |missing| BlockstoreError::GcIncompletePin { root, missing },
+                        |missing| BlockstoreError::GcIncompletePin { root: Box::new(root), missing: Box::new(missing) },
                         |c| {
                             marked.insert(key_of(c));
                             true

@@ -202,8 +202,8 @@ fn bad_input_gives_typed_errors_with_clear_messages() {
     let err = store.pin(d.root.cid(), PinMode::Recursive).unwrap_err();
     match &err {
         BlockstoreError::PinMissingBlock { root, missing } => {
-            assert_eq!(root, d.root.cid());
-            assert_eq!(missing, d.leaves[1].cid());
+            assert_eq!(**root, *d.root.cid());
+            assert_eq!(**missing, *d.leaves[1].cid());
         }
         other => panic!("wrong error {other:?}"),
     }

@@ -125,5 +125,5 @@ pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour,
 
 /// Whether a peer's identify info says it serves Kubo's DHT.
 pub(crate) fn serves_dht(protocols: &[StreamProtocol]) -> bool {
-    protocols.iter().any(|p| *p == KAD_PROTOCOL)
+    protocols.contains(&KAD_PROTOCOL)
 }

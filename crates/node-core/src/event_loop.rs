@@ -578,13 +578,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
-            } => {
-                if num_established == 0 && self.peers.remove(&peer_id).is_some() {
-                    tracing::debug!(%peer_id, "peer disconnected");
-                    self.emit(NodeEvent::PeerDisconnected { peer_id });
-                }
+            } if self.peers.remove(&peer_id).is_some() => {
+                tracing::debug!(%peer_id, "peer disconnected");
+                self.emit(NodeEvent::PeerDisconnected { peer_id });
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,

@@ -48,7 +48,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 enum Source {
     /// Nothing on disk: a config in memory (defaults unless given) and an in-memory blockstore.
-    Memory(Option<Config>),
+    Memory(Option<Box<Config>>),
     /// A repo directory (initialised already).
     Repo(PathBuf),
 }
@@ -93,7 +93,7 @@ impl NodeBuilder {
 
     /// Runs from a config in memory, with no files: blocks live in memory.
     pub fn config(mut self, config: Config) -> Self {
-        self.source = Source::Memory(Some(config));
+        self.source = Source::Memory(Some(Box::new(config)));
         self
     }
 
@@ -157,7 +157,7 @@ impl NodeBuilder {
     pub async fn build(self) -> Result<Node, NodeError> {
         let (mut config, repo) = match self.source {
             Source::Memory(config) => (
-                config.unwrap_or_else(|| Config::with_identity(new_identity().1)),
+                config.map(|c| *c).unwrap_or_else(|| Config::with_identity(new_identity().1)),
                 None,
             ),
             Source::Repo(path) => {
