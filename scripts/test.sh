@@ -12,6 +12,28 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "system packages (iproute2 for the network-namespace tests)"
+missing=""
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+  else
+    echo "need:$missing (run as root, or install them)"; exit 1
+  fi
+fi
+
+step "compat peers and clients (../shared/compat, npm ci)"
+COMPAT="${CAIRN_COMPAT_DIR:-../shared/compat}"
+if [ ! -d "$COMPAT" ]; then
+  echo "$COMPAT not found: it must sit beside the project root"; exit 1
+fi
+for dir in "$COMPAT"/helia-peer "$COMPAT"/kubo-client-smoke; do
+  if [ ! -d "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+done
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -402,7 +402,10 @@ impl Blockstore {
             (PinMode::Recursive, _) => {
                 self.walk(
                     cid,
-                    |missing| BlockstoreError::PinMissingBlock { root: Box::new(*cid), missing: Box::new(missing) },
+                    |missing| BlockstoreError::PinMissingBlock {
+                        root: Box::new(*cid),
+                        missing: Box::new(missing),
+                    },
                     |_| true,
                 )?;
             }
@@ -485,7 +488,10 @@ impl Blockstore {
             for root in &roots {
                 self.walk(
                     root,
-                    |missing| BlockstoreError::PinMissingBlock { root: Box::new(*root), missing: Box::new(missing) },
+                    |missing| BlockstoreError::PinMissingBlock {
+                        root: Box::new(*root),
+                        missing: Box::new(missing),
+                    },
                     |c| {
                         if !roots.contains(c) && seen.insert(*c) {
                             out.push(PinInfo {
@@ -594,7 +600,10 @@ impl Blockstore {
                 PinMode::Recursive => {
                     self.walk(
                         &root,
-                        |missing| BlockstoreError::GcIncompletePin { root: Box::new(root), missing: Box::new(missing) },
+                        |missing| BlockstoreError::GcIncompletePin {
+                            root: Box::new(root),
+                            missing: Box::new(missing),
+                        },
                         |c| {
                             marked.insert(key_of(c));
                             true

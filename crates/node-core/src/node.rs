@@ -157,7 +157,9 @@ impl NodeBuilder {
     pub async fn build(self) -> Result<Node, NodeError> {
         let (mut config, repo) = match self.source {
             Source::Memory(config) => (
-                config.map(|c| *c).unwrap_or_else(|| Config::with_identity(new_identity().1)),
+                config
+                    .map(|c| *c)
+                    .unwrap_or_else(|| Config::with_identity(new_identity().1)),
                 None,
             ),
             Source::Repo(path) => {
