@@ -285,12 +285,12 @@ impl Bootstrapper {
                 }
             }
             BootstrapEvent::DialFailed { peer_id, error } => {
-                if let Some(round) = self.round.as_mut() {
-                    if round.pending.remove(&peer_id) {
-                        self.last_error = Some(format!("dial {peer_id}: {error}"));
-                        if round.pending.is_empty() {
-                            actions.extend(self.round_failed(now, "every bootstrap peer failed"));
-                        }
+                if let Some(round) = self.round.as_mut()
+                    && round.pending.remove(&peer_id)
+                {
+                    self.last_error = Some(format!("dial {peer_id}: {error}"));
+                    if round.pending.is_empty() {
+                        actions.extend(self.round_failed(now, "every bootstrap peer failed"));
                     }
                 }
             }
@@ -378,16 +378,15 @@ impl Bootstrapper {
         let Some(round) = self.round.take() else {
             return Vec::new();
         };
-        if self.last_error.is_none() || round.pending.is_empty() && !why.is_empty() {
-            self.last_error = Some(match self.last_error.take() {
-                Some(e) if round.pending.is_empty() => format!("{why} (last: {e})"),
-                _ => why.to_string(),
-            });
-        }
-        if !round.using_backup {
-            if let Some(actions) = self.start_backup_round(now) {
-                return actions;
-            }
+        // When every dial failed, the last dial error says more than the round's summary.
+        self.last_error = Some(match self.last_error.take() {
+            Some(dial_error) if round.pending.is_empty() => format!("{why} (last: {dial_error})"),
+            _ => why.to_string(),
+        });
+        if !round.using_backup
+            && let Some(actions) = self.start_backup_round(now)
+        {
+            return actions;
         }
         self.failures += 1;
         self.failed_rounds += 1;

@@ -96,10 +96,16 @@ pub(crate) fn select_victims(
         return Vec::new();
     }
     let excess = candidates.len() - limits.low_water;
+    let young = |c: &Candidate| now.duration_since(c.connected_since) < limits.grace_period;
     let mut eligible: Vec<&Candidate> = candidates
         .iter()
-        .filter(|c| !c.protected && now.duration_since(c.connected_since) >= limits.grace_period)
+        .filter(|c| !c.protected && !young(c))
         .collect();
+    // Not enough old peers yet to get down to LowWater, but some young ones will age: wait for
+    // them and trim once, rather than trimming part now and stranding the count above LowWater.
+    if eligible.len() < excess && candidates.iter().any(|c| !c.protected && young(c)) {
+        return Vec::new();
+    }
     // Lowest value first; among equals the newest connection goes first (older ones have proven useful).
     eligible.sort_by(|a, b| {
         a.value
@@ -143,6 +149,27 @@ mod tests {
     }
 
     #[test]
+    fn waits_for_young_peers_to_age_rather_than_trimming_part_way() {
+        let limits = ConnMgrLimits {
+            low_water: 2,
+            high_water: 4,
+            grace_period: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut c = candidates(6, t0);
+        for x in &mut c[3..] {
+            x.connected_since = t0 + Duration::from_secs(4);
+        }
+        // At t0+6 s three are old, three young: trimming now could only reach 3, not LowWater 2.
+        assert!(select_victims(&c, &limits, t0 + Duration::from_secs(6)).is_empty());
+        assert_eq!(
+            select_victims(&c, &limits, t0 + Duration::from_secs(9)).len(),
+            4
+        );
+    }
+
+    #[test]
     fn spares_protected_and_young_peers() {
         let limits = ConnMgrLimits {
             low_water: 1,
@@ -151,12 +178,25 @@ mod tests {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let mut c = candidates(4, t0);
+        let mut c = candidates(5, t0);
         c[0].protected = true;
-        c[1].connected_since = t0 + Duration::from_secs(9); // young at t0+10s
+        c[1].protected = true;
         let victims = select_victims(&c, &limits, t0 + Duration::from_secs(10));
-        assert_eq!(victims.len(), 2);
+        assert_eq!(
+            victims.len(),
+            3,
+            "protected peers are never closed, even if LowWater is missed"
+        );
         assert!(!victims.contains(&c[0].peer) && !victims.contains(&c[1].peer));
+        c[4].connected_since = t0 + Duration::from_secs(9); // young at t0+10s
+        assert!(
+            select_victims(&c, &limits, t0 + Duration::from_secs(10)).is_empty(),
+            "wait for it to age"
+        );
+        assert_eq!(
+            select_victims(&c, &limits, t0 + Duration::from_secs(15)).len(),
+            3
+        );
     }
 
     #[test]

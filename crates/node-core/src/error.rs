@@ -64,6 +64,12 @@ pub enum NodeError {
     /// An operation did not finish in time.
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// A bad bootstrap entry or swarm key.
+    #[error(transparent)]
+    Bootstrap(#[from] cairn_bootstrap::BootstrapError),
+    /// The private-network settings are inconsistent.
+    #[error("private network: {0}")]
+    PrivateNetwork(String),
     /// The blockstore failed.
     #[error(transparent)]
     Blockstore(#[from] BlockstoreError),

@@ -2,7 +2,7 @@
 //! inbox, swarm events and a housekeeping tick. Replies that wait on the network are parked in maps
 //! keyed by connection or query id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -17,6 +17,12 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+
+use cairn_bootstrap::discovery::{DISCOVERY_TOPIC, decode_record, encode_record};
+use cairn_bootstrap::{
+    BootstrapAction, BootstrapEvent, BootstrapList, BootstrapPhase, BootstrapStatus, Bootstrapper,
+};
+use libp2p::identity::PublicKey;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, serves_dht};
 use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
@@ -83,6 +89,16 @@ pub(crate) enum Command {
         peer: PeerId,
         protect: bool,
     },
+    BootstrapStatus {
+        reply: Reply<BootstrapStatus>,
+    },
+    SetBootstrapList {
+        list: BootstrapList,
+        reply: Reply<()>,
+    },
+    RoutingTable {
+        reply: Reply<Vec<PeerId>>,
+    },
     AddPeerAddress {
         peer: PeerId,
         addr: Multiaddr,
@@ -106,7 +122,8 @@ struct ProviderQuery {
     limit: usize,
 }
 
-pub(crate) struct EventLoop {
+/// Everything the event loop is built from.
+pub(crate) struct LoopParts {
     pub swarm: Swarm<Behaviour>,
     pub commands: mpsc::Receiver<Command>,
     pub cancel: CancellationToken,
@@ -114,11 +131,29 @@ pub(crate) struct EventLoop {
     pub blockstore: crate::node::StoreSlot,
     pub repo: Option<Repo>,
     pub conn_mgr: ConnMgrLimits,
-    pub protected: HashSet<PeerId>,
     pub listening: HashSet<ListenerId>,
-    reported: HashSet<ListenerId>,
-    pub ready: Option<oneshot::Sender<Result<(), NodeError>>>,
+    pub ready: oneshot::Sender<Result<(), NodeError>>,
     pub stopped: watch::Sender<bool>,
+    pub bootstrapper: Bootstrapper,
+    pub discovery_interval: Option<Duration>,
+    pub public_key: PublicKey,
+    /// The swarm key's fingerprint, in a private network.
+    pub private: Option<String>,
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+    events: broadcast::Sender<NodeEvent>,
+    blockstore: crate::node::StoreSlot,
+    repo: Option<Repo>,
+    conn_mgr: ConnMgrLimits,
+    protected: HashSet<PeerId>,
+    listening: HashSet<ListenerId>,
+    reported: HashSet<ListenerId>,
+    ready: Option<oneshot::Sender<Result<(), NodeError>>>,
+    stopped: watch::Sender<bool>,
     peers: HashMap<PeerId, PeerState>,
     dials: HashMap<ConnectionId, (String, Reply<PeerId>)>,
     provides: HashMap<QueryId, Reply<()>>,
@@ -126,35 +161,39 @@ pub(crate) struct EventLoop {
     find_peer: HashMap<QueryId, (PeerId, Reply<Vec<Multiaddr>>)>,
     subscriptions: HashMap<TopicHash, Vec<mpsc::Sender<PubsubMessage>>>,
     last_trim: Option<Instant>,
+    bootstrapper: Bootstrapper,
+    bootstrap_dials: HashMap<ConnectionId, PeerId>,
+    last_phase: Option<BootstrapPhase>,
+    discovery: Option<tokio::time::Interval>,
+    public_key: PublicKey,
+    private: Option<String>,
+}
+
+/// Ticks an optional interval; never resolves when there is none.
+async fn maybe_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl EventLoop {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        swarm: Swarm<Behaviour>,
-        commands: mpsc::Receiver<Command>,
-        cancel: CancellationToken,
-        events: broadcast::Sender<NodeEvent>,
-        blockstore: crate::node::StoreSlot,
-        repo: Option<Repo>,
-        conn_mgr: ConnMgrLimits,
-        listening: HashSet<ListenerId>,
-        ready: oneshot::Sender<Result<(), NodeError>>,
-        stopped: watch::Sender<bool>,
-    ) -> Self {
+    pub fn new(parts: LoopParts) -> Self {
         EventLoop {
-            swarm,
-            commands,
-            cancel,
-            events,
-            blockstore,
-            repo,
-            conn_mgr,
+            swarm: parts.swarm,
+            commands: parts.commands,
+            cancel: parts.cancel,
+            events: parts.events,
+            blockstore: parts.blockstore,
+            repo: parts.repo,
+            conn_mgr: parts.conn_mgr,
             protected: HashSet::new(),
-            listening,
+            listening: parts.listening,
             reported: HashSet::new(),
-            ready: Some(ready),
-            stopped,
+            ready: Some(parts.ready),
+            stopped: parts.stopped,
             peers: HashMap::new(),
             dials: HashMap::new(),
             provides: HashMap::new(),
@@ -162,6 +201,16 @@ impl EventLoop {
             find_peer: HashMap::new(),
             subscriptions: HashMap::new(),
             last_trim: None,
+            bootstrapper: parts.bootstrapper,
+            bootstrap_dials: HashMap::new(),
+            last_phase: None,
+            discovery: parts.discovery_interval.map(|d| {
+                let mut i = tokio::time::interval(d);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            }),
+            public_key: parts.public_key,
+            private: parts.private,
         }
     }
 
@@ -171,7 +220,13 @@ impl EventLoop {
         if self.listening.is_empty() {
             self.mark_ready(Ok(()));
         }
+        if self.discovery.is_some()
+            && let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut()
+        {
+            let _ = g.subscribe(&IdentTopic::new(DISCOVERY_TOPIC));
+        }
         loop {
+            let bootstrap_wakeup = self.bootstrap_wakeup();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -180,6 +235,8 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tokio::time::sleep_until(bootstrap_wakeup) => self.bootstrap(BootstrapEvent::Tick),
+                _ = maybe_tick(&mut self.discovery) => self.announce(),
                 _ = tick.tick() => self.on_tick(),
             }
         }
@@ -380,6 +437,20 @@ impl EventLoop {
                     self.protected.remove(&peer);
                 }
             }
+            Command::BootstrapStatus { reply } => {
+                let _ = reply.send(Ok(self.bootstrapper.status(std::time::Instant::now())));
+            }
+            Command::SetBootstrapList { list, reply } => {
+                self.bootstrapper.set_list(list);
+                let _ = reply.send(Ok(()));
+            }
+            Command::RoutingTable { reply } => {
+                let mut peers = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    peers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
+                }
+                let _ = reply.send(Ok(peers));
+            }
             Command::AddPeerAddress { peer, addr } => {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr);
             }
@@ -471,6 +542,9 @@ impl EventLoop {
 
     fn drop_topic(&mut self, topic: TopicHash) {
         self.subscriptions.remove(&topic);
+        if self.discovery.is_some() && topic.as_str() == DISCOVERY_TOPIC {
+            return; // the node itself listens there
+        }
         if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
             g.unsubscribe(&IdentTopic::new(topic.into_string()));
         }
@@ -568,10 +642,18 @@ impl EventLoop {
                             listen_addrs: Vec::new(),
                         },
                     );
+                    // A dialled address is where the peer can be reached again (a backup peer).
+                    let dialable = (direction == Direction::Outbound)
+                        .then(|| address.clone().with_p2p(peer_id).ok())
+                        .flatten();
                     self.emit(NodeEvent::PeerConnected {
                         peer_id,
                         address,
                         direction,
+                    });
+                    self.bootstrap(BootstrapEvent::PeerConnected {
+                        peer_id,
+                        addr: dialable,
                     });
                     self.maybe_trim();
                 }
@@ -583,12 +665,25 @@ impl EventLoop {
             } if self.peers.remove(&peer_id).is_some() => {
                 tracing::debug!(%peer_id, "peer disconnected");
                 self.emit(NodeEvent::PeerDisconnected { peer_id });
+                self.bootstrap(BootstrapEvent::PeerDisconnected { peer_id });
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 error,
-                ..
+                peer_id,
             } => {
+                if let Some(fp) = &self.private {
+                    tracing::warn!(
+                        peer = ?peer_id,
+                        "outgoing connection failed: {error} (private network, swarm key fingerprint {fp}: a peer with another key, or none, fails this way)"
+                    );
+                }
+                if let Some(peer_id) = self.bootstrap_dials.remove(&connection_id) {
+                    self.bootstrap(BootstrapEvent::DialFailed {
+                        peer_id,
+                        error: error.to_string(),
+                    });
+                }
                 if let Some((target, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Dial {
                         target,
@@ -600,9 +695,13 @@ impl EventLoop {
                 send_back_addr,
                 error,
                 ..
-            } => {
-                tracing::debug!(%send_back_addr, "incoming connection failed: {error}");
-            }
+            } => match &self.private {
+                Some(fp) => tracing::warn!(
+                    %send_back_addr,
+                    "incoming connection failed: {error} (private network, swarm key fingerprint {fp}: a peer with another key, or none, fails this way)"
+                ),
+                None => tracing::debug!(%send_back_addr, "incoming connection failed: {error}"),
+            },
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
@@ -670,6 +769,9 @@ impl EventLoop {
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 let topic = message.topic.clone();
+                if self.discovery.is_some() && topic.as_str() == DISCOVERY_TOPIC {
+                    self.discovered(&message.data);
+                }
                 let msg = PubsubMessage {
                     from: message.source,
                     data: Bytes::from(message.data),
@@ -758,6 +860,130 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             _ => {}
+        }
+    }
+
+    // ---- bootstrap and discovery --------------------------------------------------------------
+
+    fn bootstrap_wakeup(&self) -> tokio::time::Instant {
+        // Never spin: at least 10 ms between wake-ups even if the machine is already due.
+        let soon = tokio::time::Instant::now() + Duration::from_millis(10);
+        tokio::time::Instant::from_std(self.bootstrapper.next_wakeup()).max(soon)
+    }
+
+    /// Feeds the bootstrapper and carries out what it asks, until it asks nothing more.
+    fn bootstrap(&mut self, event: BootstrapEvent) {
+        let mut queue: VecDeque<BootstrapAction> = self
+            .bootstrapper
+            .handle(event, std::time::Instant::now())
+            .into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                BootstrapAction::Dial(peers) => {
+                    for p in peers {
+                        self.protected.insert(p.peer_id);
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&p.peer_id, p.transport_addr());
+                        let opts = DialOpts::peer_id(p.peer_id)
+                            .addresses(vec![p.addr.clone()])
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        let id = opts.connection_id();
+                        match self.swarm.dial(opts) {
+                            Ok(()) => {
+                                self.bootstrap_dials.insert(id, p.peer_id);
+                            }
+                            Err(e) => queue.extend(self.bootstrapper.handle(
+                                BootstrapEvent::DialFailed {
+                                    peer_id: p.peer_id,
+                                    error: e.to_string(),
+                                },
+                                std::time::Instant::now(),
+                            )),
+                        }
+                    }
+                }
+                BootstrapAction::KadBootstrap => {
+                    if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+                        tracing::debug!("kademlia bootstrap: {e:?}");
+                    }
+                }
+                BootstrapAction::SaveBackupPeers(addrs) => {
+                    if let Some(repo) = &self.repo {
+                        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                        if let Err(e) = repo.write_backup_peers(&addrs) {
+                            tracing::warn!("saving backup bootstrap peers: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        let phase = self.bootstrapper.status(std::time::Instant::now()).phase;
+        if self.last_phase.as_ref() != Some(&phase) {
+            self.last_phase = Some(phase.clone());
+            self.emit(NodeEvent::BootstrapPhaseChanged(phase));
+        }
+    }
+
+    /// Publishes this node's record on the discovery topic (js-libp2p's pubsub peer discovery).
+    fn announce(&mut self) {
+        let addrs: Vec<Multiaddr> = self
+            .swarm
+            .listeners()
+            .chain(self.swarm.external_addresses())
+            .filter(|a| {
+                !a.iter().any(|p| {
+                    matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified())
+                        || matches!(p, libp2p::multiaddr::Protocol::Ip6(ip) if ip.is_unspecified())
+                })
+            })
+            .cloned()
+            .collect();
+        let record = encode_record(&self.public_key, &addrs);
+        if let Some(g) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+            match g.publish(IdentTopic::new(DISCOVERY_TOPIC), record) {
+                Ok(_)
+                | Err(PublishError::NoPeersSubscribedToTopic)
+                | Err(PublishError::Duplicate) => {}
+                Err(e) => tracing::debug!("discovery announcement: {e}"),
+            }
+        }
+    }
+
+    fn discovered(&mut self, data: &[u8]) {
+        let record = match decode_record(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("ignoring a discovery record: {e}");
+                return;
+            }
+        };
+        let me = *self.swarm.local_peer_id();
+        if record.peer_id == me
+            || self.swarm.is_connected(&record.peer_id)
+            || record.addrs.is_empty()
+        {
+            return;
+        }
+        tracing::info!(peer_id = %record.peer_id, "discovered through pubsub");
+        self.emit(NodeEvent::PeerDiscovered {
+            peer_id: record.peer_id,
+            addresses: record.addrs.clone(),
+        });
+        for addr in &record.addrs {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&record.peer_id, addr.clone());
+        }
+        let opts = DialOpts::peer_id(record.peer_id)
+            .addresses(record.addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!("dialing a discovered peer: {e}");
         }
     }
 

@@ -31,11 +31,16 @@ use crate::behaviour::{self, BehaviourOptions};
 use crate::config::{Config, Profile};
 use crate::connmgr::ConnMgrLimits;
 use crate::error::{NodeError, RepoError};
-use crate::event_loop::{Command, EventLoop};
+use crate::event_loop::{Command, EventLoop, LoopParts};
 use crate::repo::{Repo, keypair_of, new_identity};
 use crate::types::{
-    NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr, peer_id_of,
+    NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr,
 };
+use cairn_bootstrap::{
+    BootstrapConfig, BootstrapList, BootstrapPeer, BootstrapStatus, Bootstrapper,
+};
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
 
 /// How long a dial may take before `connect` gives up (Kubo's `swarm connect` default).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +72,11 @@ pub struct NodeBuilder {
     conn_mgr: Option<ConnMgrLimits>,
     blockstore: Option<Blockstore>,
     blockstore_config: BlockstoreConfig,
+    bootstrap_config: BootstrapConfig,
+    swarm_key: Option<PreSharedKey>,
+    force_pnet: Option<bool>,
+    pubsub_discovery: Option<Duration>,
+    dns: Option<(libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts)>,
 }
 
 impl NodeBuilder {
@@ -82,6 +92,11 @@ impl NodeBuilder {
             conn_mgr: None,
             blockstore: None,
             blockstore_config: BlockstoreConfig::default(),
+            bootstrap_config: BootstrapConfig::default(),
+            swarm_key: None,
+            force_pnet: None,
+            pubsub_discovery: None,
+            dns: None,
         }
     }
 
@@ -146,6 +161,42 @@ impl NodeBuilder {
         self
     }
 
+    /// Timing of the bootstrapper (Kubo's defaults plus backoff unless set).
+    pub fn bootstrap_config(mut self, config: BootstrapConfig) -> Self {
+        self.bootstrap_config = config;
+        self
+    }
+
+    /// Joins a private network with this pre-shared key (default: the repo's `swarm.key`, if any).
+    /// Only TCP carries the key: QUIC listen addresses are dropped, as Kubo does.
+    pub fn swarm_key(mut self, key: PreSharedKey) -> Self {
+        self.swarm_key = Some(key);
+        self
+    }
+
+    /// Refuses to start without a swarm key (default: `LIBP2P_FORCE_PNET=1` in the environment).
+    pub fn force_private_network(mut self, force: bool) -> Self {
+        self.force_pnet = Some(force);
+        self
+    }
+
+    /// Announces this node on js-libp2p's pubsub peer-discovery topic every `interval`, and dials
+    /// the peers announced there (needs gossipsub on).
+    pub fn pubsub_discovery(mut self, interval: Duration) -> Self {
+        self.pubsub_discovery = Some(interval);
+        self
+    }
+
+    /// Resolves `/dns*` and `/dnsaddr` addresses with this resolver instead of the system's.
+    pub fn dns_config(
+        mut self,
+        config: libp2p::dns::ResolverConfig,
+        opts: libp2p::dns::ResolverOpts,
+    ) -> Self {
+        self.dns = Some((config, opts));
+        self
+    }
+
     /// Uses an existing blockstore instead of opening one.
     pub fn blockstore(mut self, store: Blockstore) -> Self {
         self.blockstore = Some(store);
@@ -193,13 +244,64 @@ impl NodeBuilder {
                 .collect::<Result<_, _>>()?,
         };
         let bootstrap = match self.bootstrap {
-            Some(b) => b,
-            None => config
-                .bootstrap
-                .iter()
-                .map(|a| parse_multiaddr(a))
-                .collect::<Result<_, _>>()?,
+            Some(addrs) => {
+                let mut list = BootstrapList::default();
+                for a in addrs {
+                    list.push(BootstrapPeer::from_addr(a)?);
+                }
+                list
+            }
+            None => {
+                // A bad entry in the config is logged and skipped: the node runs with the rest.
+                let (list, errors) = BootstrapList::parse_lenient(&config.bootstrap);
+                for e in errors {
+                    tracing::error!("config Bootstrap: {e}");
+                }
+                list
+            }
         };
+        let backup = repo
+            .as_ref()
+            .map(|r| {
+                BootstrapList::parse_lenient(&r.read_backup_peers())
+                    .0
+                    .peers()
+                    .to_vec()
+            })
+            .unwrap_or_default();
+        let swarm_key = match (self.swarm_key, &repo) {
+            (Some(k), _) => Some(k),
+            (None, Some(r)) => r.swarm_key()?,
+            (None, None) => None,
+        };
+        let force_pnet = self
+            .force_pnet
+            .unwrap_or_else(|| std::env::var("LIBP2P_FORCE_PNET").is_ok_and(|v| v == "1"));
+        let mut listen = listen;
+        if let Some(key) = &swarm_key {
+            if bootstrap.has_public_defaults() {
+                return Err(NodeError::PrivateNetwork(
+                    "the bootstrap list still holds Kubo's public default peers, which a private network \
+                     cannot reach: replace them with your own (`cairn bootstrap rm --all`, then \
+                     `cairn bootstrap add <multiaddr>`)"
+                        .into(),
+                ));
+            }
+            listen.retain(|a| {
+                let quic = a.iter().any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic));
+                if quic {
+                    tracing::warn!(%a, "private network: QUIC cannot carry the swarm key; not listening there");
+                }
+                !quic
+            });
+            tracing::info!("Swarm is limited to private network of peers with the swarm key");
+            tracing::info!("Swarm key fingerprint: {}", key.fingerprint());
+        } else if force_pnet {
+            return Err(NodeError::PrivateNetwork(
+                "LIBP2P_FORCE_PNET is set but there is no swarm key (put one in <repo>/swarm.key)"
+                    .into(),
+            ));
+        }
         let conn_mgr = match self.conn_mgr {
             Some(c) => c,
             None => ConnMgrLimits::from_config(&config.swarm.conn_mgr)?,
@@ -213,11 +315,14 @@ impl NodeBuilder {
         }
         let options = BehaviourOptions {
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
-            gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled()),
+            gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
+                || self.pubsub_discovery.is_some(),
             max_connections: (conn_mgr.high_water as u32).saturating_mul(4).max(800),
         };
 
-        let mut swarm = build_swarm(keypair, &options)?;
+        let public_key = keypair.public();
+        let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
+        let mut swarm = build_swarm(keypair, &options, swarm_key, self.dns)?;
         let mut listening = HashSet::new();
         for addr in &listen {
             let id = swarm
@@ -228,23 +333,6 @@ impl NodeBuilder {
                 })?;
             listening.insert(id);
         }
-        let mut protected = HashSet::new();
-        for addr in &bootstrap {
-            let Some(peer) = peer_id_of(addr) else {
-                return Err(NodeError::InvalidMultiaddr {
-                    input: addr.to_string(),
-                    reason: "a bootstrap address must end in /p2p/<peer id>".into(),
-                });
-            };
-            protected.insert(peer);
-            let mut transport_addr = addr.clone();
-            transport_addr.pop();
-            swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
-            if let Err(e) = swarm.dial(addr.clone()) {
-                tracing::warn!(%addr, "bootstrap dial failed: {e}");
-            }
-        }
-
         let peer_id = *swarm.local_peer_id();
         let (command_tx, command_rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
@@ -252,19 +340,29 @@ impl NodeBuilder {
         let (stopped_tx, stopped_rx) = watch::channel(false);
         let cancel = CancellationToken::new();
         let store_slot: StoreSlot = Arc::new(parking_lot::RwLock::new(Some(blockstore)));
-        let mut event_loop = EventLoop::new(
+        let seed = rand::random();
+        let event_loop = EventLoop::new(LoopParts {
             swarm,
-            command_rx,
-            cancel.clone(),
-            events.clone(),
-            store_slot.clone(),
+            commands: command_rx,
+            cancel: cancel.clone(),
+            events: events.clone(),
+            blockstore: store_slot.clone(),
             repo,
             conn_mgr,
             listening,
-            ready_tx,
-            stopped_tx,
-        );
-        event_loop.protected = protected;
+            ready: ready_tx,
+            stopped: stopped_tx,
+            bootstrapper: Bootstrapper::new(
+                self.bootstrap_config,
+                bootstrap,
+                backup,
+                std::time::Instant::now(),
+                seed,
+            ),
+            discovery_interval: self.pubsub_discovery,
+            public_key,
+            private,
+        });
         tokio::spawn(event_loop.run());
 
         let node = Node {
@@ -292,29 +390,67 @@ impl NodeBuilder {
     }
 }
 
+/// The transport and behaviours. A private network gets TCP with the pre-shared-key handshake
+/// under Noise and no QUIC (QUIC cannot carry the key); otherwise TCP and QUIC. Both resolve DNS.
 fn build_swarm(
     keypair: Keypair,
     options: &BehaviourOptions,
+    psk: Option<PreSharedKey>,
+    dns: Option<(libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts)>,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let err = |e: &dyn std::fmt::Display| NodeError::Swarm(e.to_string());
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| err(&e))?
-        .with_quic()
-        .with_dns()
-        .map_err(|e| err(&e))?
-        .with_behaviour(|key| {
-            behaviour::build(key, options).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(|e| err(&e))?
-        // kad and pubsub keep connections busy; an idle one is kept a minute, not libp2p's 10 s.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let behaviour = |key: &Keypair| behaviour::build(key, options).map_err(BoxError::from);
+    // kad and pubsub keep connections busy; an idle one is kept a minute, not libp2p's 10 s.
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(60));
+    macro_rules! finish {
+        ($builder:expr) => {
+            match dns {
+                Some((config, opts)) => $builder
+                    .with_dns_config(config, opts)
+                    .with_behaviour(behaviour)
+                    .map_err(|e| err(&e))?
+                    .with_swarm_config(swarm_config)
+                    .build(),
+                None => $builder
+                    .with_dns()
+                    .map_err(|e| err(&e))?
+                    .with_behaviour(behaviour)
+                    .map_err(|e| err(&e))?
+                    .with_swarm_config(swarm_config)
+                    .build(),
+            }
+        };
+    }
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
+    let swarm = match psk {
+        Some(psk) => finish!(
+            builder
+                .with_other_transport(move |key| {
+                    use libp2p::Transport;
+                    let noise = noise::Config::new(key)?;
+                    Ok::<_, BoxError>(
+                        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                            .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                            .authenticate(noise)
+                            .multiplex(yamux::Config::default()),
+                    )
+                })
+                .map_err(|e| err(&e))?
+        ),
+        None => finish!(
+            builder
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default
+                )
+                .map_err(|e| err(&e))?
+                .with_quic()
+        ),
+    };
     Ok(swarm)
 }
 
@@ -577,6 +713,25 @@ impl Node {
     /// Finds a peer's addresses (from a connection or through the DHT).
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
         self.call(|reply| Command::FindPeer { peer, reply }).await
+    }
+
+    // ---- bootstrap -----------------------------------------------------------------------------
+
+    /// Where the bootstrapper is: connecting, backing off until when, attempts, connected
+    /// bootstrap peers, the last error.
+    pub async fn bootstrap_status(&self) -> Result<BootstrapStatus, NodeError> {
+        self.call(|reply| Command::BootstrapStatus { reply }).await
+    }
+
+    /// Replaces the bootstrap list; the next round uses it.
+    pub async fn set_bootstrap_list(&self, list: BootstrapList) -> Result<(), NodeError> {
+        self.call(|reply| Command::SetBootstrapList { list, reply })
+            .await
+    }
+
+    /// The peers in the DHT routing table.
+    pub async fn routing_table(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.call(|reply| Command::RoutingTable { reply }).await
     }
 
     // ---- lifecycle ---------------------------------------------------------------------------

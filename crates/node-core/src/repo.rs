@@ -154,6 +154,37 @@ impl Repo {
         }
     }
 
+    /// Backup bootstrap peers saved by an earlier run (`temp_bootstrap_peers`, named after Kubo's
+    /// datastore key); unreadable entries are skipped.
+    pub fn read_backup_peers(&self) -> Vec<String> {
+        std::fs::read(self.path.join("temp_bootstrap_peers"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves backup bootstrap peers.
+    pub fn write_backup_peers(&self, addrs: &[String]) -> Result<(), RepoError> {
+        let path = self.path.join("temp_bootstrap_peers");
+        let json = serde_json::to_vec(addrs).expect("strings serialise");
+        fs::write(&path, json).map_err(RepoError::io("write", path))
+    }
+
+    /// Reads `swarm.key` if the repo has one (a private network).
+    pub fn swarm_key(&self) -> Result<Option<libp2p::pnet::PreSharedKey>, RepoError> {
+        let path = self.swarm_key_path();
+        match fs::read(&path) {
+            Ok(bytes) => cairn_bootstrap::parse_swarm_key(&bytes)
+                .map(Some)
+                .map_err(|e| RepoError::InvalidValue {
+                    key: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RepoError::io("read", path)(e)),
+        }
+    }
+
     /// The path of the optional private-network key.
     pub fn swarm_key_path(&self) -> PathBuf {
         self.path.join("swarm.key")

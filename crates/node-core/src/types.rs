@@ -77,7 +77,9 @@ pub enum NodeEvent {
         /// The topic.
         topic: String,
     },
-    /// mDNS found a peer on the local network.
+    /// The bootstrapper changed phase (connecting, backing off, connected…).
+    BootstrapPhaseChanged(cairn_bootstrap::BootstrapPhase),
+    /// mDNS (or pubsub discovery) found a peer.
     PeerDiscovered {
         /// The peer.
         peer_id: PeerId,
