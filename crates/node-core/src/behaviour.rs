@@ -32,6 +32,32 @@ pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
+    /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap next).
+    pub stream: libp2p_stream::Behaviour,
+}
+
+/// The protocols this node serves, as identify announces them.
+pub(crate) fn local_protocols(opts: &BehaviourOptions) -> Vec<String> {
+    let mut p: Vec<String> = [
+        "/ipfs/id/1.0.0",
+        "/ipfs/id/push/1.0.0",
+        "/ipfs/ping/1.0.0",
+        "/ipfs/kad/1.0.0",
+    ]
+    .map(String::from)
+    .to_vec();
+    if opts.gossipsub {
+        p.extend(
+            [
+                "/meshsub/1.0.0",
+                "/meshsub/1.1.0",
+                "/meshsub/1.2.0",
+                "/meshsub/1.3.0",
+            ]
+            .map(String::from),
+        );
+    }
+    p
 }
 
 /// What the behaviours are built from.
@@ -50,7 +76,11 @@ pub fn go_message_id(message: &gossipsub::Message) -> MessageId {
     MessageId::new(&id)
 }
 
-pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour, String> {
+pub(crate) fn build(
+    key: &Keypair,
+    opts: &BehaviourOptions,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
 
     let limits = connection_limits::Behaviour::new(
@@ -107,7 +137,8 @@ pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour,
             .map_err(|e| format!("gossipsub config: {e}"))?;
         Some(
             gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-                .map_err(|e| format!("gossipsub: {e}"))?,
+                .map_err(|e| format!("gossipsub: {e}"))?
+                .with_metrics(registry, gossipsub::MetricsConfig::default()),
         )
     } else {
         None
@@ -120,6 +151,7 @@ pub(crate) fn build(key: &Keypair, opts: &BehaviourOptions) -> Result<Behaviour,
         kad,
         mdns: mdns.into(),
         gossipsub: gossipsub.into(),
+        stream: libp2p_stream::Behaviour::new(),
     })
 }
 

@@ -139,6 +139,7 @@ pub(crate) struct LoopParts {
     pub public_key: PublicKey,
     /// The swarm key's fingerprint, in a private network.
     pub private: Option<String>,
+    pub metrics: libp2p::metrics::Metrics,
 }
 
 pub(crate) struct EventLoop {
@@ -167,6 +168,7 @@ pub(crate) struct EventLoop {
     discovery: Option<tokio::time::Interval>,
     public_key: PublicKey,
     private: Option<String>,
+    metrics: libp2p::metrics::Metrics,
 }
 
 /// Ticks an optional interval; never resolves when there is none.
@@ -211,6 +213,7 @@ impl EventLoop {
             }),
             public_key: parts.public_key,
             private: parts.private,
+            metrics: parts.metrics,
         }
     }
 
@@ -577,6 +580,17 @@ impl EventLoop {
     // ---- swarm events ----------------------------------------------------------------------
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        self.metrics.record(&event);
+        if let SwarmEvent::Behaviour(b) = &event {
+            match b {
+                BehaviourEvent::Kad(e) => self.metrics.record(e),
+                BehaviourEvent::Identify(e) => self.metrics.record(e),
+                BehaviourEvent::Ping(e) => self.metrics.record(e),
+                BehaviourEvent::Gossipsub(e) => self.metrics.record(e),
+                _ => {}
+            }
+        }
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,

@@ -322,7 +322,11 @@ impl NodeBuilder {
 
         let public_key = keypair.public();
         let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
-        let mut swarm = build_swarm(keypair, &options, swarm_key, self.dns)?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let mut swarm = build_swarm(keypair, &options, swarm_key, self.dns, &mut registry)?;
+        let metrics = libp2p::metrics::Metrics::new(&mut registry);
+        let stream_control = swarm.behaviour().stream.new_control();
+        let protocols = behaviour::local_protocols(&options);
         let mut listening = HashSet::new();
         for addr in &listen {
             let id = swarm
@@ -360,8 +364,9 @@ impl NodeBuilder {
                 seed,
             ),
             discovery_interval: self.pubsub_discovery,
-            public_key,
+            public_key: public_key.clone(),
             private,
+            metrics,
         });
         tokio::spawn(event_loop.run());
 
@@ -373,6 +378,10 @@ impl NodeBuilder {
                 events,
                 blockstore: store_slot,
                 stopped: stopped_rx,
+                registry: Arc::new(registry),
+                stream: StreamControl(stream_control),
+                public_key,
+                protocols,
             }),
         };
         match tokio::time::timeout(LISTEN_TIMEOUT, ready_rx).await {
@@ -397,10 +406,10 @@ fn build_swarm(
     options: &BehaviourOptions,
     psk: Option<PreSharedKey>,
     dns: Option<(libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts)>,
+    registry: &mut prometheus_client::registry::Registry,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let err = |e: &dyn std::fmt::Display| NodeError::Swarm(e.to_string());
-    let behaviour = |key: &Keypair| behaviour::build(key, options).map_err(BoxError::from);
     // kad and pubsub keep connections busy; an idle one is kept a minute, not libp2p's 10 s.
     let swarm_config =
         |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(60));
@@ -409,14 +418,20 @@ fn build_swarm(
             match dns {
                 Some((config, opts)) => $builder
                     .with_dns_config(config, opts)
-                    .with_behaviour(behaviour)
+                    .with_bandwidth_metrics(registry)
+                    .with_behaviour(|key| {
+                        behaviour::build(key, options, registry).map_err(BoxError::from)
+                    })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
                     .build(),
                 None => $builder
                     .with_dns()
                     .map_err(|e| err(&e))?
-                    .with_behaviour(behaviour)
+                    .with_bandwidth_metrics(registry)
+                    .with_behaviour(|key| {
+                        behaviour::build(key, options, registry).map_err(BoxError::from)
+                    })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
                     .build(),
@@ -454,6 +469,16 @@ fn build_swarm(
     Ok(swarm)
 }
 
+/// The raw-stream control (libp2p-stream's has no `Debug`).
+#[derive(Clone)]
+struct StreamControl(libp2p_stream::Control);
+
+impl std::fmt::Debug for StreamControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamControl")
+    }
+}
+
 /// The blockstore, shared between the handles and the event loop until shutdown takes it.
 pub(crate) type StoreSlot = Arc<parking_lot::RwLock<Option<Blockstore>>>;
 
@@ -466,6 +491,11 @@ struct Shared {
     /// Emptied by the event loop at shutdown, so the store (and sled's file lock) is released.
     blockstore: StoreSlot,
     stopped: watch::Receiver<bool>,
+    /// libp2p's metrics (bandwidth, swarm, kad, identify, ping, gossipsub).
+    registry: Arc<prometheus_client::registry::Registry>,
+    stream: StreamControl,
+    public_key: libp2p::identity::PublicKey,
+    protocols: Vec<String>,
 }
 
 impl Drop for Shared {
@@ -713,6 +743,88 @@ impl Node {
     /// Finds a peer's addresses (from a connection or through the DHT).
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
         self.call(|reply| Command::FindPeer { peer, reply }).await
+    }
+
+    // ---- identity and diagnostics --------------------------------------------------------------
+
+    /// This node's public key.
+    pub fn public_key(&self) -> libp2p::identity::PublicKey {
+        self.shared.public_key.clone()
+    }
+
+    /// The protocols this node serves (as identify announces them).
+    pub fn local_protocols(&self) -> Vec<String> {
+        self.shared.protocols.clone()
+    }
+
+    /// libp2p's metrics in the Prometheus text format (bandwidth, connections, kad, identify,
+    /// ping, gossipsub), without the closing `# EOF`, so it can be appended to other metrics.
+    pub fn libp2p_metrics(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.shared.registry);
+        out
+    }
+
+    /// Bytes received and sent over all connections since start.
+    pub fn bandwidth(&self) -> (u64, u64) {
+        let (mut inbound, mut outbound) = (0u64, 0u64);
+        for line in self
+            .libp2p_metrics()
+            .lines()
+            .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total{"))
+        {
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            if line.contains("direction=\"Inbound\"") {
+                inbound += value;
+            } else if line.contains("direction=\"Outbound\"") {
+                outbound += value;
+            }
+        }
+        (inbound, outbound)
+    }
+
+    /// Pings a peer once over `/ipfs/ping/1.0.0` (dialling it if needed) and returns the round trip.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, NodeError> {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        if self.shared.cancel.is_cancelled() {
+            return Err(NodeError::NodeStopped);
+        }
+        let protocol = libp2p::StreamProtocol::new("/ipfs/ping/1.0.0");
+        let mut control = self.shared.stream.0.clone();
+        let run = async {
+            let mut stream =
+                control
+                    .open_stream(peer, protocol)
+                    .await
+                    .map_err(|e| NodeError::Dial {
+                        target: peer.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            let payload: [u8; 32] = rand::random();
+            let started = std::time::Instant::now();
+            let io = |e: std::io::Error| NodeError::Dial {
+                target: peer.to_string(),
+                reason: e.to_string(),
+            };
+            stream.write_all(&payload).await.map_err(io)?;
+            stream.flush().await.map_err(io)?;
+            let mut echo = [0u8; 32];
+            stream.read_exact(&mut echo).await.map_err(io)?;
+            if echo != payload {
+                return Err(NodeError::Dial {
+                    target: peer.to_string(),
+                    reason: "ping reply did not match".into(),
+                });
+            }
+            Ok(started.elapsed())
+        };
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .map_err(|_| NodeError::Timeout("ping"))?
     }
 
     // ---- bootstrap -----------------------------------------------------------------------------

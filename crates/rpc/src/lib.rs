@@ -1,1 +1,31 @@
-//! The Kubo-compatible `/api/v0` HTTP RPC (filled in by the rpc issue).
+//! # cairn-rpc
+//!
+//! The Kubo-compatible `/api/v0` HTTP RPC, on axum. Programs written for Kubo (kubo-rpc-client,
+//! ipfs-http-client, the `ipfs` CLI with `--api`, Rust's ipfs-api crates) talk to cairn unchanged:
+//! POST only, `arg=` parameters, options by name or alias, multipart file parts, errors as
+//! `{"Message","Code","Type":"error"}`, NDJSON streams with `X-Chunked-Output: 1`, raw output with
+//! `X-Stream-Output: 1`, errors after output began in the `X-Stream-Error` trailer.
+//!
+//! Security is Kubo's: `API.Authorizations` (Bearer/Basic secrets with allowed path prefixes),
+//! the Origin/Referer/User-Agent checks against cross-site use, `API.HTTPHeaders` for CORS, and
+//! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`.
+//!
+//! ```no_run
+//! # async fn demo(node: cairn_node_core::Node, config: cairn_node_core::Config) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5001").await?;
+//! let port = listener.local_addr()?.port();
+//! let router = cairn_rpc::ApiBuilder::new(node.clone(), config).port(port).build();
+//! cairn_rpc::serve(listener, router, node.shutdown_token()).await
+//! # }
+//! ```
+
+mod commands;
+pub mod error;
+mod metrics;
+pub mod request;
+pub mod response;
+pub mod security;
+mod server;
+
+pub use error::{ApiError, ErrorCode};
+pub use server::{ApiBuilder, ApiState, serve};

@@ -1,0 +1,209 @@
+//! `block/put`, `block/get`, `block/stat`, `block/rm`.
+
+use bytes::Bytes;
+use cairn_blockstore::codec::{DAG_CBOR, DAG_PB, RAW, codec_from_name};
+use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
+use futures::StreamExt;
+use multihash::Multihash;
+use multihash_codetable::MultihashDigest;
+use serde_json::{Value, json};
+
+use super::parse_cid_arg;
+use crate::error::ApiError;
+use crate::request::CommandRequest;
+use crate::response::Output;
+use crate::server::ApiState;
+
+/// Blocks over this size are refused unless `allow-big-block` (they cannot cross Bitswap well).
+pub const BIG_BLOCK: usize = 1 << 20;
+
+enum Hash {
+    Identity,
+    Code(Code),
+}
+
+fn hash_by_name(name: &str) -> Result<Hash, ApiError> {
+    Ok(Hash::Code(match name {
+        "identity" => return Ok(Hash::Identity),
+        "sha2-256" => Code::Sha2_256,
+        "sha2-512" => Code::Sha2_512,
+        "sha3-224" => Code::Sha3_224,
+        "sha3-256" => Code::Sha3_256,
+        "sha3-384" => Code::Sha3_384,
+        "sha3-512" => Code::Sha3_512,
+        "keccak-224" => Code::Keccak224,
+        "keccak-256" => Code::Keccak256,
+        "keccak-384" => Code::Keccak384,
+        "keccak-512" => Code::Keccak512,
+        "blake2b-256" => Code::Blake2b256,
+        "blake2b-512" => Code::Blake2b512,
+        "blake3" => Code::Blake3_256,
+        other => {
+            return Err(ApiError::client(format!(
+                "unrecognized hash function: {other:?}"
+            )));
+        }
+    }))
+}
+
+pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Output, ApiError> {
+    let cid_codec = req.opt(&["cid-codec"])?.map(String::from);
+    let format = req.opt(&["format", "f"])?.map(String::from);
+    let hash = hash_by_name(req.opt(&["mhtype"])?.unwrap_or("sha2-256"))?;
+    let mhlen = req.int(&["mhlen"], -1)?;
+    let pin = req.flag(&["pin"], false)?;
+    let allow_big = req.flag(&["allow-big-block"], false)?;
+    let (codec, v0) = match (cid_codec.as_deref(), format.as_deref()) {
+        (Some(c), Some(_)) if c != "raw" => {
+            return Err(ApiError::client(
+                "unable to use \"format\" (deprecated) and a custom \"cid-codec\" at the same time",
+            ));
+        }
+        (_, Some("v0")) | (_, Some("protobuf")) => (DAG_PB, true),
+        (_, Some("cbor")) => (DAG_CBOR, false),
+        (_, Some(f)) => (codec_from_name(f)?, false),
+        (Some(c), None) => (codec_from_name(c)?, false),
+        (None, None) => (RAW, false),
+    };
+    let parts = req.files_required("data").await?;
+    let store = state.inner.node.blockstore()?;
+    let mut results: Vec<Result<Value, ApiError>> = Vec::new();
+    for part in parts {
+        let made = make_block(part.data, codec, v0, &hash, mhlen, allow_big);
+        let outcome = match made {
+            Err(e) => Err(e),
+            Ok(block) => {
+                let store = store.clone();
+                let (cid, size) = (*block.cid(), block.len());
+                tokio::task::spawn_blocking(move || -> Result<(), BlockstoreError> {
+                    // Hold GC off between the put and the pin.
+                    let _guard = store.gc_guard();
+                    store.put(&block)?;
+                    if pin {
+                        store.pin(block.cid(), PinMode::Recursive)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(ApiError::command)?
+                .map_err(ApiError::from)
+                .map(|()| json!({"Key": cid.to_string(), "Size": size}))
+            }
+        };
+        let failed = outcome.is_err();
+        results.push(outcome);
+        if failed {
+            break;
+        }
+    }
+    if let [Err(_)] = results.as_slice() {
+        return Err(results.pop().expect("one").unwrap_err());
+    }
+    Ok(Output::Stream(futures::stream::iter(results).boxed()))
+}
+
+fn make_block(
+    data: Bytes,
+    codec: u64,
+    v0: bool,
+    hash: &Hash,
+    mhlen: i64,
+    allow_big: bool,
+) -> Result<Block, ApiError> {
+    if data.len() > BIG_BLOCK && !allow_big {
+        return Err(ApiError::client(
+            "produced block is over 1MiB: big blocks can't be exchanged with other peers. consider using UnixFS \
+             for automatic chunking of bigger files, or pass --allow-big-block to override",
+        ));
+    }
+    let full: Multihash<64> = match hash {
+        Hash::Identity => Multihash::wrap(0, &data).map_err(|_| {
+            ApiError::client("identity hash of more than 64 bytes is not supported")
+        })?,
+        Hash::Code(code) => code.digest(&data),
+    };
+    let mh = match mhlen {
+        -1 => full,
+        n if n < 0 || n as u8 as i64 != n || n as u8 > full.size() => {
+            return Err(ApiError::client(format!(
+                "mhlen {n} is out of range for this hash (max {})",
+                full.size()
+            )));
+        }
+        n => full.truncate(n as u8),
+    };
+    let cid = if v0 {
+        if mh.code() != 0x12 || mh.size() != 32 {
+            return Err(ApiError::client(
+                "CIDv0 (format=v0) requires a full sha2-256 hash",
+            ));
+        }
+        Cid::new_v0(mh).map_err(|e| ApiError::client(e.to_string()))?
+    } else {
+        Cid::new_v1(codec, mh)
+    };
+    Ok(Block::new(cid, data)?)
+}
+
+fn not_found(cid: &Cid) -> ApiError {
+    ApiError::command(format!(
+        "block was not found locally (offline): ipld: could not find {cid}"
+    ))
+}
+
+pub(crate) async fn get(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let cid = parse_cid_arg(req.arg(0, "cid")?)?;
+    let block = state
+        .inner
+        .node
+        .get_block(&cid)
+        .await?
+        .ok_or_else(|| not_found(&cid))?;
+    state.inner.metrics.block_gets.inc();
+    state
+        .inner
+        .metrics
+        .block_get_bytes
+        .inc_by(block.len() as u64);
+    let (_, data) = block.into_parts();
+    Ok(Output::Raw {
+        content_type: "application/vnd.ipld.raw",
+        body: futures::stream::once(async move { Ok(data) }).boxed(),
+    })
+}
+
+pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let cid = parse_cid_arg(req.arg(0, "cid")?)?;
+    let store = state.inner.node.blockstore()?;
+    let size = tokio::task::spawn_blocking(move || store.size(&cid))
+        .await
+        .map_err(ApiError::command)??
+        .ok_or_else(|| not_found(&cid))?;
+    Ok(Output::Once(json!({"Key": cid.to_string(), "Size": size})))
+}
+
+pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let force = req.flag(&["force", "f"], false)?;
+    let quiet = req.flag(&["quiet", "q"], false)?;
+    let cids = req
+        .args_required("cid")?
+        .iter()
+        .map(|a| parse_cid_arg(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut lines = Vec::new();
+    for cid in cids {
+        let line = match state.inner.node.remove_block(&cid).await {
+            Ok(true) => (!quiet).then(|| json!({"Hash": cid.to_string()})),
+            Ok(false) if force => None,
+            Ok(false) => Some(
+                json!({"Hash": cid.to_string(), "Error": format!("ipld: could not find {cid}")}),
+            ),
+            Err(cairn_node_core::NodeError::Blockstore(BlockstoreError::Pinned {
+                why, ..
+            })) => Some(json!({"Hash": cid.to_string(), "Error": why})),
+            Err(e) => Some(json!({"Hash": cid.to_string(), "Error": e.to_string()})),
+        };
+        lines.extend(line);
+    }
+    Ok(Output::stream_of(lines))
+}

@@ -1,0 +1,165 @@
+//! The commands: one function per `/api/v0/<path>`, dispatched by name. Anything not listed is
+//! an unknown command (404), exactly as Kubo answers for commands it does not have.
+
+mod basic;
+mod block;
+mod config;
+mod network;
+mod pin;
+mod pubsub;
+mod repo;
+mod routing;
+
+use base64::Engine as _;
+use cairn_blockstore::Cid;
+use cairn_bootstrap::BootstrapPhase;
+
+use crate::error::ApiError;
+use crate::request::CommandRequest;
+use crate::response::Output;
+use crate::server::ApiState;
+
+/// Runs one command.
+pub(crate) async fn run(state: &ApiState, mut req: CommandRequest) -> Result<Output, ApiError> {
+    let s = state;
+    match req.command.as_str() {
+        "id" => basic::id(s, &req).await,
+        "version" => basic::version(&req),
+        "shutdown" => basic::shutdown(s),
+        "block/put" => block::put(s, &mut req).await,
+        "block/get" => block::get(s, &req).await,
+        "block/stat" => block::stat(s, &req).await,
+        "block/rm" => block::rm(s, &req).await,
+        "swarm/peers" => network::peers(s, &req).await,
+        "swarm/connect" => network::connect(s, &req).await,
+        "swarm/disconnect" => network::disconnect(s, &req).await,
+        "swarm/addrs" => network::addrs(s).await,
+        "swarm/addrs/local" => network::addrs_local(s, &req).await,
+        "swarm/addrs/listen" => network::addrs_listen(s).await,
+        "bootstrap" | "bootstrap/list" => network::bootstrap_list(s),
+        "bootstrap/add" => network::bootstrap_add(s, &req, false).await,
+        "bootstrap/add/default" => network::bootstrap_add(s, &req, true).await,
+        "bootstrap/rm" => network::bootstrap_rm(s, &req, false).await,
+        "bootstrap/rm/all" => network::bootstrap_rm(s, &req, true).await,
+        "cairn/bootstrap/status" => network::bootstrap_status(s).await,
+        "pubsub/pub" => pubsub::publish(s, &mut req).await,
+        "pubsub/sub" => pubsub::subscribe(s, &req).await,
+        "pubsub/ls" => pubsub::ls(s).await,
+        "pubsub/peers" => pubsub::peers(s, &req).await,
+        "routing/findprovs" | "dht/findprovs" => routing::findprovs(s, &req).await,
+        "routing/findpeer" | "dht/findpeer" => routing::findpeer(s, &req).await,
+        "routing/provide" | "dht/provide" => routing::provide(s, &req).await,
+        "repo/stat" | "stats/repo" => repo::stat(s, &req).await,
+        "repo/gc" => repo::gc(s, &req).await,
+        "repo/version" => repo::version(),
+        "stats/bw" => repo::bandwidth(s, &req).await,
+        "pin/add" => pin::add(s, &req).await,
+        "pin/rm" => pin::rm(s, &req).await,
+        "pin/ls" => pin::ls(s, &req).await,
+        "config/show" => config::show(s),
+        "config" => config::get_set(s, &req).await,
+        "config/replace" => config::replace(s, &mut req).await,
+        "ping" => routing::ping(s, &req).await,
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// A CID argument: a CID, or an `/ipfs/<cid>` path (sub-paths need UnixFS, which cairn lacks).
+pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid, ApiError> {
+    let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);
+    if text.contains('/') {
+        return Err(ApiError::client(format!(
+            "cannot resolve path {arg:?}: only /ipfs/<cid> paths are supported"
+        )));
+    }
+    cairn_blockstore::parse_cid_str(text).map_err(|e| ApiError::client(e.to_string()))
+}
+
+/// Kubo's multibase for pubsub: `u` + unpadded base64url.
+pub(crate) fn multibase_encode(bytes: &[u8]) -> String {
+    format!(
+        "u{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Decodes a pubsub URL argument, which Kubo accepts only as multibase base64url.
+pub(crate) fn multibase_decode(arg: &str) -> Result<Vec<u8>, ApiError> {
+    let Some(rest) = arg.strip_prefix('u') else {
+        return Err(if arg.is_empty() {
+            ApiError::bad_request("URL arg must be multibase encoded")
+        } else {
+            ApiError::bad_request("URL arg must be base64url encoded")
+        });
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(rest.trim_end_matches('='))
+        .map_err(|_| ApiError::bad_request("URL arg must be base64url encoded"))
+}
+
+/// A Go `time.Duration` string (`1.234ms`, `2.5s`), as Kubo prints latencies.
+pub(crate) fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    let trim = |v: f64, unit: &str| {
+        let s = format!("{v:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        format!("{s}{unit}")
+    };
+    match ns {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => trim(n as f64 / 1e3, "µs"),
+        n if n < 1_000_000_000 => trim(n as f64 / 1e6, "ms"),
+        n => trim(n as f64 / 1e9, "s"),
+    }
+}
+
+/// The metric label of a bootstrap phase.
+pub(crate) fn phase_name(phase: &BootstrapPhase) -> &'static str {
+    match phase {
+        BootstrapPhase::Connecting { .. } => "connecting",
+        BootstrapPhase::BackingOff { .. } => "backing_off",
+        BootstrapPhase::Connected => "connected",
+        BootstrapPhase::Waiting => "waiting",
+        BootstrapPhase::NoPeersConfigured => "no_peers_configured",
+    }
+}
+
+/// Saves the config to the repo, if the node has one.
+pub(crate) fn save_config(
+    state: &ApiState,
+    config: &cairn_node_core::Config,
+) -> Result<(), ApiError> {
+    if let Some(path) = &state.inner.repo_path {
+        cairn_node_core::repo::write_config(path, config).map_err(ApiError::command)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_print_like_go() {
+        use std::time::Duration;
+        assert_eq!(go_duration(Duration::from_micros(1234)), "1.234ms");
+        assert_eq!(go_duration(Duration::from_millis(2500)), "2.5s");
+        assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn pubsub_multibase() {
+        assert_eq!(
+            multibase_encode(b"smoke-1795245271254"),
+            "uc21va2UtMTc5NTI0NTI3MTI1NA"
+        );
+        assert_eq!(
+            multibase_decode("udG9waWMvw6k").unwrap(),
+            "topic/é".as_bytes()
+        );
+        assert!(multibase_decode("topic").is_err());
+        assert!(multibase_decode("u!!").is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
+//! POST-only, parse, run), `/debug/metrics/prometheus`, and `/health`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use cairn_node_core::{Config, Node};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands;
+use crate::error::{ApiError, text_response};
+use crate::metrics::RpcMetrics;
+use crate::request::CommandRequest;
+use crate::response::preamble;
+use crate::security::Security;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub node: Node,
+    /// The config as the RPC edits it (`bootstrap`, `config`); written to the repo if there is one.
+    pub config: Mutex<Config>,
+    pub repo_path: Option<PathBuf>,
+    pub security: Security,
+    pub metrics: RpcMetrics,
+    /// Tripped by `/api/v0/shutdown`: the same token signals and `Node::shutdown` use.
+    pub shutdown: CancellationToken,
+    /// When the API started (for `stats/bw` rates).
+    pub started: Instant,
+}
+
+/// Builds the RPC for a node.
+#[derive(Debug)]
+#[must_use]
+pub struct ApiBuilder {
+    node: Node,
+    config: Config,
+    repo_path: Option<PathBuf>,
+    port: u16,
+    registry: Option<prometheus_client::registry::Registry>,
+    shutdown: Option<CancellationToken>,
+}
+
+impl ApiBuilder {
+    /// The RPC of `node`, whose config is `config`.
+    pub fn new(node: Node, config: Config) -> Self {
+        ApiBuilder {
+            node,
+            config,
+            repo_path: None,
+            port: 5001,
+            registry: None,
+            shutdown: None,
+        }
+    }
+
+    /// The repo the config is saved to when the RPC changes it.
+    pub fn repo_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.repo_path = Some(path.into());
+        self
+    }
+
+    /// The port the API listens on (its localhost origins are allowed by default, as in Kubo).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// A registry with metrics registered already (e.g. libp2p's); the RPC adds its own.
+    pub fn registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The token `/api/v0/shutdown` trips (default: the node's own shutdown token).
+    pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
+        self.shutdown = Some(token);
+        self
+    }
+
+    /// The axum router.
+    pub fn build(self) -> Router {
+        let security = Security::new(
+            self.port,
+            &self.config.api.authorizations,
+            &self.config.api.http_headers,
+        );
+        if security.auth_enabled() {
+            tracing::info!("RPC API access is limited by the rules defined in API.Authorizations");
+        }
+        let metrics = RpcMetrics::new(self.registry.unwrap_or_default(), self.node.clone());
+        let shutdown = self.shutdown.unwrap_or_else(|| self.node.shutdown_token());
+        let state = ApiState {
+            inner: Arc::new(Inner {
+                node: self.node,
+                config: Mutex::new(self.config),
+                repo_path: self.repo_path,
+                security,
+                metrics,
+                shutdown,
+                started: Instant::now(),
+            }),
+        };
+        Router::new()
+            .route("/api/v0/{*command}", any(api))
+            .route("/debug/metrics/prometheus", get(metrics_handler))
+            .route("/health", get(health))
+            .fallback(|| async { ApiError::NotFound })
+            .with_state(state)
+    }
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    if state.inner.node.is_running() && !state.inner.shutdown.is_cancelled() {
+        (StatusCode::OK, "OK").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    }
+}
+
+async fn metrics_handler(State(state): State<ApiState>) -> Response {
+    let mut r = state.inner.metrics.encode().await.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+/// Kubo's chain for `/api/v0/<command>`.
+async fn api(State(state): State<ApiState>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let security = &state.inner.security;
+    // 1. Authorizations, before anything else (even an OPTIONS preflight needs them).
+    if let Some(denied) = security.check_auth(&path, &parts.headers) {
+        state
+            .inner
+            .metrics
+            .record("(denied)", denied.status(), started);
+        return denied;
+    }
+    let command = path
+        .trim_start_matches("/api/v0/")
+        .trim_end_matches('/')
+        .to_string();
+    let mut response = match parts.method {
+        Method::OPTIONS => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+            if parts.headers.contains_key("access-control-request-method") {
+                if let Ok(m) = HeaderValue::from_str(security.allow_methods()) {
+                    r.headers_mut().insert("access-control-allow-methods", m);
+                }
+                r.headers_mut().insert(
+                    "access-control-allow-headers",
+                    HeaderValue::from_static(
+                        "Origin, Accept, Content-Type, X-Requested-With, Authorization",
+                    ),
+                );
+            }
+            r
+        }
+        Method::POST => match security.check_origin(&parts.headers) {
+            Some(forbidden) => forbidden,
+            None => {
+                let content_type = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                match CommandRequest::new(&command, parts.uri.query(), content_type, body) {
+                    Ok(req) => match commands::run(&state, req).await {
+                        Ok(output) => output.into_response(),
+                        Err(e) => error_response(e),
+                    },
+                    Err(e) => error_response(e),
+                }
+            }
+        },
+        _ => {
+            let mut r = text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 - Method Not Allowed\n".into(),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+            r
+        }
+    };
+    security.decorate(&parts.headers, response.headers_mut());
+    let label = if response.status() == StatusCode::NOT_FOUND {
+        "(unknown)"
+    } else {
+        command.as_str()
+    };
+    state
+        .inner
+        .metrics
+        .record(label, response.status(), started);
+    response
+}
+
+fn error_response(e: ApiError) -> Response {
+    let mut r = e.into_response();
+    if r.status() != StatusCode::NOT_FOUND {
+        preamble(r.headers_mut());
+    }
+    r
+}
+
+/// Serves the RPC on a listener until `shutdown` is tripped, then stops accepting and lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
