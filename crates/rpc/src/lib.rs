@@ -27,5 +27,6 @@ pub mod response;
 pub mod security;
 mod server;
 
+pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
 pub use server::{ApiBuilder, ApiState, serve};

@@ -5,6 +5,8 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures::TryStreamExt;
 
+use base64::Engine as _;
+
 use crate::error::ApiError;
 
 /// The most a request body may carry (several blocks, a config file, a pubsub message).
@@ -236,6 +238,28 @@ fn multipart_error(e: multer::Error) -> ApiError {
         }
         other => ApiError::client(format!("malformed multipart body: {other}")),
     }
+}
+
+/// Kubo's multibase for pubsub: `u` + unpadded base64url.
+pub fn multibase_encode(bytes: &[u8]) -> String {
+    format!(
+        "u{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Decodes a pubsub URL argument, which Kubo accepts only as multibase base64url.
+pub fn multibase_decode(arg: &str) -> Result<Vec<u8>, ApiError> {
+    let Some(rest) = arg.strip_prefix('u') else {
+        return Err(if arg.is_empty() {
+            ApiError::bad_request("URL arg must be multibase encoded")
+        } else {
+            ApiError::bad_request("URL arg must be base64url encoded")
+        });
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(rest.trim_end_matches('='))
+        .map_err(|_| ApiError::bad_request("URL arg must be base64url encoded"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod pubsub;
 mod repo;
 mod routing;
 
-use base64::Engine as _;
 use cairn_blockstore::Cid;
 use cairn_bootstrap::BootstrapPhase;
 
@@ -18,6 +17,21 @@ use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
 use crate::server::ApiState;
+
+/// Every command path cairn serves under `/api/v0/`.
+pub const COMMANDS: &[&str] = &[
+    "id", "version", "shutdown",
+    "block/put", "block/get", "block/stat", "block/rm",
+    "swarm/peers", "swarm/connect", "swarm/disconnect", "swarm/addrs", "swarm/addrs/local", "swarm/addrs/listen",
+    "bootstrap", "bootstrap/list", "bootstrap/add", "bootstrap/add/default", "bootstrap/rm", "bootstrap/rm/all",
+    "cairn/bootstrap/status",
+    "pubsub/pub", "pubsub/sub", "pubsub/ls", "pubsub/peers",
+    "routing/findprovs", "routing/findpeer", "routing/provide", "dht/findprovs", "dht/findpeer", "dht/provide",
+    "repo/stat", "repo/gc", "repo/version", "stats/repo", "stats/bw",
+    "pin/add", "pin/rm", "pin/ls",
+    "config", "config/show", "config/replace",
+    "ping",
+];
 
 /// Runs one command.
 pub(crate) async fn run(state: &ApiState, mut req: CommandRequest) -> Result<Output, ApiError> {
@@ -75,27 +89,7 @@ pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid, ApiError> {
     cairn_blockstore::parse_cid_str(text).map_err(|e| ApiError::client(e.to_string()))
 }
 
-/// Kubo's multibase for pubsub: `u` + unpadded base64url.
-pub(crate) fn multibase_encode(bytes: &[u8]) -> String {
-    format!(
-        "u{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// Decodes a pubsub URL argument, which Kubo accepts only as multibase base64url.
-pub(crate) fn multibase_decode(arg: &str) -> Result<Vec<u8>, ApiError> {
-    let Some(rest) = arg.strip_prefix('u') else {
-        return Err(if arg.is_empty() {
-            ApiError::bad_request("URL arg must be multibase encoded")
-        } else {
-            ApiError::bad_request("URL arg must be base64url encoded")
-        });
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(rest.trim_end_matches('='))
-        .map_err(|_| ApiError::bad_request("URL arg must be base64url encoded"))
-}
+pub(crate) use crate::request::{multibase_decode, multibase_encode};
 
 /// A Go `time.Duration` string (`1.234ms`, `2.5s`), as Kubo prints latencies.
 pub(crate) fn go_duration(d: std::time::Duration) -> String {

@@ -1,0 +1,27 @@
+//! What an RPC client sends: the query string (args and options), pubsub multibase arguments,
+//! and multipart bodies. None may panic. Input: [selector][rest]; the rest is split at the first
+//! 0xff into a query string and a multipart body. Run: `cargo +nightly fuzz run rpc_inputs`.
+#![no_main]
+use cairn_rpc::request::{CommandRequest, multibase_decode, parse_query};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let split = rest.iter().position(|b| *b == 0xff).unwrap_or(rest.len());
+    let (query, body) = rest.split_at(split);
+    let query = String::from_utf8_lossy(query);
+    let _ = parse_query(&query);
+    let _ = multibase_decode(&query);
+    let content_type = match selector % 3 {
+        0 => "multipart/form-data; boundary=fuzz",
+        1 => "multipart/form-data",
+        _ => "application/octet-stream",
+    };
+    let body = axum::body::Body::from(body.to_vec());
+    if let Ok(mut req) = CommandRequest::new("block/put", Some(&query), Some(content_type), body) {
+        let _ = req.flag(&["pin"], false);
+        let _ = req.int(&["mhlen"], -1);
+        let _ = req.opt(&["cid-codec"]);
+        let _ = futures::executor::block_on(req.parts());
+    }
+});
