@@ -124,11 +124,18 @@ pub fn parse_cid_bytes(input: &[u8]) -> Result<Cid> {
         reason,
     };
     let cid = Cid::try_from(input).map_err(|e| invalid(e.to_string()))?;
-    if cid.encoded_len() != input.len() {
+    if cid.encoded_len() < input.len() {
         return Err(invalid(format!(
             "{} trailing bytes after the CID",
             input.len() - cid.encoded_len()
         )));
+    }
+    // The cid crate reads overlong or overflowing varints leniently; such bytes name a different
+    // CID than they seem to (found by the cid_bytes fuzz target).
+    if cid.to_bytes() != input {
+        return Err(invalid(
+            "not a canonical encoding (overlong or overflowing varint)".into(),
+        ));
     }
     Ok(cid)
 }
@@ -222,6 +229,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("trailing")
+        );
+        // An overflowing 10-byte varint (the fuzzer's find) is refused, not silently truncated.
+        let overflow = [
+            0x01, 0xc8, 0x68, 0xdf, 0xff, 0xff, 0xff, 0xc9, 0xc9, 0xc9, 0xc9, 0xff, 0x3b, 0x00,
+        ];
+        assert!(
+            parse_cid_bytes(&overflow)
+                .unwrap_err()
+                .to_string()
+                .contains("canonical")
         );
         let s = Cid::try_from(&cid[..]).unwrap().to_string();
         assert!(parse_cid_str(&s[..s.len() - 3]).is_err());
