@@ -1,6 +1,522 @@
-//! The `cairn` binary. Until the daemon issue lands it only reports its version:
-//! `cargo run -- --version`.
+//! The `cairn` binary: `cairn init`, `cairn daemon`, `cairn shutdown`, and client commands that
+//! mirror `ipfs` and talk to the daemon's RPC. Run `cairn --help`; `cairn daemon --init` starts a
+//! node on its defaults (repo `$CAIRN_PATH` or `~/.cairn`, RPC on 127.0.0.1:5001).
+
+/// Prints a line to stdout; a closed pipe (`cairn id | head -1`) ends the program quietly, as
+/// the ipfs CLI does, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_line(format_args!($($arg)*))
+    };
+}
+
+mod cli;
+mod client;
+mod daemon;
+
+fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{args}").and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("Error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use clap::Parser;
+use cli::{
+    BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd, PubsubCmd, RepoCmd,
+    RoutingCmd, SwarmCmd,
+};
+use client::{RpcClient, call};
+use serde_json::Value;
+
+fn init_logging(level: Option<&str>, format: LogFormat) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "warn,cairn=info,cairn_node_core=info,cairn_rpc=info",
+            )
+        }),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
 
 fn main() {
-    println!("cairn {}", cairn::VERSION);
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            1
+        }
+    };
+    // The runtime may hold tasks that never end (a daemon's timers); do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    std::process::exit(code);
+}
+
+fn u(text: &str) -> String {
+    format!(
+        "u{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    )
+}
+
+fn from_u(text: &str) -> String {
+    let bytes = text
+        .strip_prefix('u')
+        .and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+        })
+        .unwrap_or_else(|| text.as_bytes().to_vec());
+    String::from_utf8_lossy(&bytes).to_string()
+}
+
+fn stdin_bytes() -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::stdin().read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn print_json(v: &Value) {
+    out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let repo: PathBuf = cli
+        .repo_dir
+        .clone()
+        .unwrap_or_else(cairn::node::default_repo_path);
+    let json = cli.encoding == Encoding::Json;
+    match cli.command {
+        Command::Init { profile } => {
+            let profiles = profile
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<Vec<_>, _>>()?;
+            let config = cairn::node::Repo::init(&repo, &profiles)?;
+            out!("initializing cairn node at {}", repo.display());
+            out!("peer identity: {}", config.identity.peer_id);
+            return Ok(0);
+        }
+        Command::Daemon(args) => return daemon::run(repo, args).await,
+        _ => {}
+    }
+    let rpc = RpcClient::connect(&repo, cli.api.as_deref(), cli.api_auth.as_deref())?;
+    let mut code = 0;
+    match cli.command {
+        Command::Init { .. } | Command::Daemon(_) => unreachable!("handled above"),
+        Command::Shutdown => {
+            // Kubo's users get a confusing EOF here; cairn's daemon answers before it stops.
+            rpc.bytes("shutdown", call())
+                .await
+                .context("the daemon did not acknowledge the shutdown")?;
+        }
+        Command::Id { peer } => {
+            let c = peer.map_or(call(), |p| call().arg(p));
+            print_json(&rpc.json("id", c).await?);
+        }
+        Command::Version => {
+            let v = rpc.json("version", call()).await?;
+            if json {
+                print_json(&v)
+            } else {
+                out!(
+                    "cairn version {}",
+                    v["Version"].as_str().unwrap_or_default()
+                )
+            }
+        }
+        Command::Block(b) => match b {
+            BlockCmd::Put {
+                file,
+                cid_codec,
+                mhtype,
+                pin,
+                allow_big_block,
+            } => {
+                let data = match file {
+                    Some(f) => {
+                        std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
+                    }
+                    None => stdin_bytes()?,
+                };
+                let c = call()
+                    .opt("cid-codec", cid_codec)
+                    .opt("mhtype", mhtype)
+                    .opt("pin", pin)
+                    .opt("allow-big-block", allow_big_block)
+                    .file(data);
+                rpc.stream("block/put", c, |v| {
+                    if json {
+                        out!("{v}")
+                    } else {
+                        out!("{}", v["Key"].as_str().unwrap_or_default())
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            BlockCmd::Get { cid } => {
+                let data = rpc.bytes("block/get", call().arg(cid)).await?;
+                std::io::stdout().write_all(&data)?;
+            }
+            BlockCmd::Stat { cid } => {
+                let v = rpc.json("block/stat", call().arg(cid)).await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    out!(
+                        "Key: {}\nSize: {}",
+                        v["Key"].as_str().unwrap_or_default(),
+                        v["Size"]
+                    )
+                }
+            }
+            BlockCmd::Rm { cids, force, quiet } => {
+                let c = cids
+                    .iter()
+                    .fold(call().opt("force", force).opt("quiet", quiet), |c, a| {
+                        c.arg(a)
+                    });
+                let mut failed = false;
+                rpc.stream("block/rm", c, |v| {
+                    match v["Error"].as_str() {
+                        Some(e) => {
+                            failed = true;
+                            eprintln!(
+                                "cannot remove {}: {e}",
+                                v["Hash"].as_str().unwrap_or_default()
+                            );
+                        }
+                        None if json => out!("{v}"),
+                        None => out!("removed {}", v["Hash"].as_str().unwrap_or_default()),
+                    }
+                    Ok(())
+                })
+                .await?;
+                if failed {
+                    eprintln!("Error: some blocks not removed");
+                    code = 1;
+                }
+            }
+        },
+        Command::Swarm(s) => match s {
+            SwarmCmd::Peers => {
+                let v = rpc.json("swarm/peers", call()).await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    for p in v["Peers"].as_array().into_iter().flatten() {
+                        out!(
+                            "{}/p2p/{}",
+                            p["Addr"].as_str().unwrap_or_default(),
+                            p["Peer"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            SwarmCmd::Connect { addrs } => {
+                let v = rpc
+                    .json("swarm/connect", addrs.iter().fold(call(), |c, a| c.arg(a)))
+                    .await?;
+                print_strings(&v, json);
+            }
+            SwarmCmd::Disconnect { addrs } => {
+                let v = rpc
+                    .json(
+                        "swarm/disconnect",
+                        addrs.iter().fold(call(), |c, a| c.arg(a)),
+                    )
+                    .await?;
+                print_strings(&v, json);
+            }
+            SwarmCmd::Addrs { which } => match which.as_deref() {
+                Some("local") => print_strings(&rpc.json("swarm/addrs/local", call()).await?, json),
+                Some("listen") => {
+                    print_strings(&rpc.json("swarm/addrs/listen", call()).await?, json)
+                }
+                Some(other) => bail!("unknown swarm addrs subcommand {other:?} (local, listen)"),
+                None => {
+                    let v = rpc.json("swarm/addrs", call()).await?;
+                    if json {
+                        print_json(&v)
+                    } else {
+                        for (peer, addrs) in v["Addrs"].as_object().into_iter().flatten() {
+                            let addrs = addrs.as_array().cloned().unwrap_or_default();
+                            out!("{peer} ({})", addrs.len());
+                            for a in addrs {
+                                out!("\t{}", a.as_str().unwrap_or_default());
+                            }
+                        }
+                    }
+                }
+            },
+        },
+        Command::Bootstrap(b) => {
+            let (command, c, verb) = match b {
+                BootstrapCmd::List => ("bootstrap/list", call(), ""),
+                BootstrapCmd::Add { addrs, default } => (
+                    "bootstrap/add",
+                    addrs
+                        .iter()
+                        .fold(call().opt("default", default), |c, a| c.arg(a)),
+                    "added ",
+                ),
+                BootstrapCmd::Rm { addrs, all } => (
+                    "bootstrap/rm",
+                    addrs.iter().fold(call().opt("all", all), |c, a| c.arg(a)),
+                    "removed ",
+                ),
+            };
+            let v = rpc.json(command, c).await?;
+            if json {
+                print_json(&v)
+            } else {
+                for p in v["Peers"].as_array().into_iter().flatten() {
+                    out!("{verb}{}", p.as_str().unwrap_or_default());
+                }
+            }
+        }
+        Command::Pubsub(p) => match p {
+            PubsubCmd::Pub { topic, data } => {
+                let data = match data {
+                    Some(d) => d.into_bytes(),
+                    None => stdin_bytes()?,
+                };
+                rpc.bytes("pubsub/pub", call().arg(u(&topic)).file(data))
+                    .await?;
+            }
+            PubsubCmd::Sub { topic } => {
+                rpc.stream("pubsub/sub", call().arg(u(&topic)), |v| {
+                    if json {
+                        out!("{v}");
+                    } else {
+                        let data = v["data"].as_str().unwrap_or_default();
+                        out!("{}", from_u(data));
+                    }
+                    std::io::stdout().flush()?;
+                    Ok(())
+                })
+                .await?;
+            }
+            PubsubCmd::Ls => {
+                let v = rpc.json("pubsub/ls", call()).await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    for t in v["Strings"].as_array().into_iter().flatten() {
+                        out!("{}", from_u(t.as_str().unwrap_or_default()));
+                    }
+                }
+            }
+            PubsubCmd::Peers { topic } => {
+                let c = topic.map_or(call(), |t| call().arg(u(&t)));
+                print_strings(&rpc.json("pubsub/peers", c).await?, json);
+            }
+        },
+        Command::Routing(r) => match r {
+            RoutingCmd::Findprovs { cid, num_providers } => {
+                rpc.stream(
+                    "routing/findprovs",
+                    call().arg(cid).opt("num-providers", num_providers),
+                    |v| {
+                        if json {
+                            out!("{v}");
+                        } else if v["Type"] == 4 {
+                            for r in v["Responses"].as_array().into_iter().flatten() {
+                                out!("{}", r["ID"].as_str().unwrap_or_default());
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
+            RoutingCmd::Provide { cids } => {
+                rpc.stream(
+                    "routing/provide",
+                    cids.iter().fold(call(), |c, a| c.arg(a)),
+                    |v| {
+                        if json {
+                            out!("{v}");
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
+            RoutingCmd::Findpeer { peer } => {
+                rpc.stream("routing/findpeer", call().arg(peer), |v| {
+                    if json {
+                        out!("{v}");
+                    } else if v["Type"] == 2 {
+                        for r in v["Responses"].as_array().into_iter().flatten() {
+                            for a in r["Addrs"].as_array().into_iter().flatten() {
+                                out!("{}", a.as_str().unwrap_or_default());
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        },
+        Command::Pin(p) => match p {
+            PinCmd::Add { cids, recursive } => {
+                let v = rpc
+                    .json(
+                        "pin/add",
+                        cids.iter()
+                            .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
+                    )
+                    .await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    let how = if recursive { "recursively" } else { "directly" };
+                    for c in v["Pins"].as_array().into_iter().flatten() {
+                        out!("pinned {} {how}", c.as_str().unwrap_or_default());
+                    }
+                }
+            }
+            PinCmd::Rm { cids, recursive } => {
+                let v = rpc
+                    .json(
+                        "pin/rm",
+                        cids.iter()
+                            .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
+                    )
+                    .await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    for c in v["Pins"].as_array().into_iter().flatten() {
+                        out!("unpinned {}", c.as_str().unwrap_or_default());
+                    }
+                }
+            }
+            PinCmd::Ls { cids, kind } => {
+                let c = cids
+                    .iter()
+                    .fold(call().opt("type", kind).opt("stream", true), |c, a| {
+                        c.arg(a)
+                    });
+                rpc.stream("pin/ls", c, |v| {
+                    if json {
+                        out!("{v}");
+                    } else {
+                        out!(
+                            "{} {}",
+                            v["Cid"].as_str().unwrap_or_default(),
+                            v["Type"].as_str().unwrap_or_default()
+                        );
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        },
+        Command::Repo(r) => match r {
+            RepoCmd::Stat => {
+                let v = rpc.json("repo/stat", call()).await?;
+                if json {
+                    print_json(&v)
+                } else {
+                    out!("NumObjects: {}", v["NumObjects"]);
+                    out!("RepoSize:   {}", v["RepoSize"]);
+                    out!("StorageMax: {}", v["StorageMax"]);
+                    out!("RepoPath:   {}", v["RepoPath"].as_str().unwrap_or_default());
+                    out!("Version:    {}", v["Version"].as_str().unwrap_or_default());
+                }
+            }
+            RepoCmd::Gc => {
+                rpc.stream("repo/gc", call(), |v| {
+                    if json {
+                        out!("{v}");
+                    } else {
+                        out!("removed {}", v["Key"]["/"].as_str().unwrap_or_default());
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        },
+        Command::Config {
+            key,
+            value,
+            json: as_json,
+            bool: as_bool,
+        } => {
+            if key == "show" && value.is_none() {
+                print_json(&rpc.json("config/show", call()).await?);
+            } else {
+                let mut c = call().arg(&key).opt("json", as_json).opt("bool", as_bool);
+                if let Some(v) = &value {
+                    c = c.arg(v);
+                }
+                let v = rpc.json("config", c).await?;
+                if json {
+                    print_json(&v)
+                } else if value.is_none() {
+                    match &v["Value"] {
+                        Value::String(s) => out!("{s}"),
+                        other => print_json(other),
+                    }
+                }
+            }
+        }
+        Command::Ping { peer, count } => {
+            let mut failed = true;
+            rpc.stream("ping", call().arg(peer).opt("count", count), |v| {
+                if json {
+                    out!("{v}");
+                } else if let Some(t) = v["Text"].as_str().filter(|t| !t.is_empty()) {
+                    out!("{t}");
+                } else {
+                    out!(
+                        "Pong received: time={:.2} ms",
+                        v["Time"].as_f64().unwrap_or(0.0) / 1e6
+                    );
+                }
+                failed &= v["Success"] != true || v["Time"] == 0;
+                Ok(())
+            })
+            .await?;
+            if failed {
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn print_strings(v: &Value, json: bool) {
+    if json {
+        print_json(v);
+    } else {
+        for s in v["Strings"].as_array().into_iter().flatten() {
+            out!("{}", s.as_str().unwrap_or_default());
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub use error::{NodeError, RepoError};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, Node, NodeBuilder};
 pub use repo::{Repo, default_repo_path};
+pub use tokio_util::sync::CancellationToken;
 pub use types::{
     Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream,
     Subscription, parse_multiaddr, parse_peer_id, peer_id_of,

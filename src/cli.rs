@@ -1,0 +1,314 @@
+//! The command line, with clap: `cairn init`, `cairn daemon`, `cairn shutdown`, and client
+//! commands that mirror `ipfs` and talk to a running daemon over its RPC.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// cairn: an embeddable, Kubo-compatible IPFS node.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The repo directory.
+    #[arg(long, env = "CAIRN_PATH", global = true)]
+    pub repo_dir: Option<PathBuf>,
+    /// The daemon's RPC address (multiaddr like /ip4/127.0.0.1/tcp/5001, or a URL); default: the
+    /// repo's `api` file.
+    #[arg(long, global = true)]
+    pub api: Option<String>,
+    /// An `API.Authorizations` secret to send (`bearer:<token>` or `basic:<user>:<password>`).
+    #[arg(long, global = true)]
+    pub api_auth: Option<String>,
+    /// Output encoding: `text` (as the ipfs CLI prints) or `json` (the RPC's JSON).
+    #[arg(
+        long = "enc",
+        alias = "encoding",
+        global = true,
+        default_value = "text"
+    )]
+    pub encoding: Encoding,
+    /// Log level (a `RUST_LOG`-style filter also works through the RUST_LOG variable).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Encoding {
+    /// Human-readable, like the ipfs CLI.
+    Text,
+    /// The RPC's JSON.
+    Json,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repo: identity and a config with Kubo's defaults.
+    Init {
+        /// Profiles to apply, comma-separated: test, server, lan.
+        #[arg(long, short = 'p', value_delimiter = ',')]
+        profile: Vec<String>,
+    },
+    /// Run the node and its RPC.
+    Daemon(DaemonArgs),
+    /// Stop the running daemon (reports success only once the daemon acknowledged).
+    Shutdown,
+    /// Show this node's (or another peer's) identity.
+    Id {
+        /// A peer id (default: this node).
+        peer: Option<String>,
+    },
+    /// Show the daemon's version.
+    Version,
+    /// Raw blocks.
+    #[command(subcommand)]
+    Block(BlockCmd),
+    /// Connections to peers.
+    #[command(subcommand)]
+    Swarm(SwarmCmd),
+    /// The bootstrap list.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCmd),
+    /// Publish/subscribe.
+    #[command(subcommand)]
+    Pubsub(PubsubCmd),
+    /// The DHT.
+    #[command(subcommand)]
+    Routing(RoutingCmd),
+    /// Pins.
+    #[command(subcommand)]
+    Pin(PinCmd),
+    /// The repo.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+    /// Show or change the config: `config show`, `config KEY`, `config KEY VALUE`.
+    Config {
+        /// `show`, or a key such as `Addresses.API`.
+        key: String,
+        /// The value to set.
+        value: Option<String>,
+        /// Parse the value as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Parse the value as a boolean.
+        #[arg(long)]
+        bool: bool,
+    },
+    /// Ping a peer over libp2p.
+    Ping {
+        /// The peer id (or a multiaddr ending in /p2p/<id>).
+        peer: String,
+        /// How many pings.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        count: u32,
+    },
+}
+
+/// `cairn daemon` options.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Initialise the repo first if it does not exist.
+    #[arg(long)]
+    pub init: bool,
+    /// Profiles for `--init`, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub init_profile: Vec<String>,
+    /// Turn pubsub on regardless of the config (Kubo's flag).
+    #[arg(long)]
+    pub enable_pubsub_experiment: bool,
+}
+
+/// `cairn block ...`
+#[derive(Debug, Subcommand)]
+pub enum BlockCmd {
+    /// Store a block from a file (or stdin) and print its CID.
+    Put {
+        /// The file (default: stdin).
+        file: Option<PathBuf>,
+        /// The CID's codec.
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// The hash function.
+        #[arg(long, default_value = "sha2-256")]
+        mhtype: String,
+        /// Pin it.
+        #[arg(long)]
+        pin: bool,
+        /// Allow blocks over 1 MiB.
+        #[arg(long)]
+        allow_big_block: bool,
+    },
+    /// Write a block's bytes to stdout.
+    Get {
+        /// The CID.
+        cid: String,
+    },
+    /// Show a block's CID and size.
+    Stat {
+        /// The CID.
+        cid: String,
+    },
+    /// Remove blocks.
+    Rm {
+        /// The CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Ignore blocks that are not there.
+        #[arg(long, short)]
+        force: bool,
+        /// Print nothing on success.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// `cairn swarm ...`
+#[derive(Debug, Subcommand)]
+pub enum SwarmCmd {
+    /// List connected peers.
+    Peers,
+    /// Connect to peers.
+    Connect {
+        /// Multiaddrs ending in /p2p/<peer id>.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// Disconnect from peers.
+    Disconnect {
+        /// Multiaddrs ending in /p2p/<peer id>.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// Show known peer addresses (`addrs local` for this node's).
+    Addrs {
+        /// `local` or `listen`.
+        which: Option<String>,
+    },
+}
+
+/// `cairn bootstrap ...`
+#[derive(Debug, Subcommand)]
+pub enum BootstrapCmd {
+    /// Show the list.
+    List,
+    /// Add peers (or Kubo's default list).
+    Add {
+        /// Multiaddrs ending in /p2p/<peer id>.
+        addrs: Vec<String>,
+        /// Add Kubo's default list.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove peers (or all of them).
+    Rm {
+        /// Multiaddrs ending in /p2p/<peer id>.
+        addrs: Vec<String>,
+        /// Remove every entry.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `cairn pubsub ...`
+#[derive(Debug, Subcommand)]
+pub enum PubsubCmd {
+    /// Publish one message (the data argument, or stdin).
+    Pub {
+        /// The topic.
+        topic: String,
+        /// The data (default: stdin).
+        data: Option<String>,
+    },
+    /// Print messages of a topic until interrupted.
+    Sub {
+        /// The topic.
+        topic: String,
+    },
+    /// List subscribed topics.
+    Ls,
+    /// List peers (subscribed to a topic, if given).
+    Peers {
+        /// The topic.
+        topic: Option<String>,
+    },
+}
+
+/// `cairn routing ...`
+#[derive(Debug, Subcommand)]
+pub enum RoutingCmd {
+    /// Find providers of a CID.
+    Findprovs {
+        /// The CID.
+        cid: String,
+        /// How many providers to look for.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        num_providers: u32,
+    },
+    /// Announce that this node provides CIDs.
+    Provide {
+        /// The CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+    },
+    /// Find a peer's addresses.
+    Findpeer {
+        /// The peer id.
+        peer: String,
+    },
+}
+
+/// `cairn pin ...`
+#[derive(Debug, Subcommand)]
+pub enum PinCmd {
+    /// Pin CIDs (recursively unless --recursive=false).
+    Add {
+        /// The CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Pin the whole DAG.
+        #[arg(long, short, default_value_t = true, action = clap::ArgAction::Set)]
+        recursive: bool,
+    },
+    /// Remove pins.
+    Rm {
+        /// The CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Remove recursive pins.
+        #[arg(long, short, default_value_t = true, action = clap::ArgAction::Set)]
+        recursive: bool,
+    },
+    /// List pins.
+    Ls {
+        /// Only these CIDs.
+        cids: Vec<String>,
+        /// direct, indirect, recursive or all.
+        #[arg(long = "type", short = 't', default_value = "all")]
+        kind: String,
+    },
+}
+
+/// `cairn repo ...`
+#[derive(Debug, Subcommand)]
+pub enum RepoCmd {
+    /// Show the repo's size and object count.
+    Stat,
+    /// Remove unpinned blocks.
+    Gc,
+}

@@ -1,0 +1,217 @@
+//! The CLI's side of the RPC: finds the daemon (the repo's `api` file or `--api`), sends Kubo-style
+//! requests (`arg=` parameters, options, multipart files, `--api-auth`), and turns Kubo errors
+//! into `Error: <message>`.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// A connection to a daemon's RPC.
+#[derive(Debug)]
+pub struct RpcClient {
+    base: String,
+    auth: Option<String>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// A request being built.
+#[derive(Debug, Default)]
+pub struct Call {
+    query: Vec<(String, String)>,
+    files: Vec<Bytes>,
+}
+
+impl Call {
+    /// A positional argument.
+    pub fn arg(mut self, v: impl Into<String>) -> Self {
+        self.query.push(("arg".into(), v.into()));
+        self
+    }
+    /// An option.
+    pub fn opt(mut self, k: &str, v: impl ToString) -> Self {
+        self.query.push((k.into(), v.to_string()));
+        self
+    }
+    /// A file part.
+    pub fn file(mut self, data: impl Into<Bytes>) -> Self {
+        self.files.push(data.into());
+        self
+    }
+}
+
+/// The start of a request.
+pub fn call() -> Call {
+    Call::default()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `/ip4/127.0.0.1/tcp/5001` (or a URL) → `http://127.0.0.1:5001`.
+pub fn api_base(api: &str) -> anyhow::Result<String> {
+    if api.starts_with("http://") || api.starts_with("https://") {
+        return Ok(api.trim_end_matches('/').to_string());
+    }
+    let parts: Vec<&str> = api.trim().split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4" | "dns" | "dns4" | "dns6", host, "tcp", port, ..] => {
+            Ok(format!("http://{host}:{port}"))
+        }
+        ["", "ip6", host, "tcp", port, ..] => Ok(format!("http://[{host}]:{port}")),
+        _ => bail!(
+            "cannot use API address {api:?}: expected /ip4/<host>/tcp/<port> or an http:// URL"
+        ),
+    }
+}
+
+impl RpcClient {
+    /// Finds the daemon: `--api` if given, else the repo's `api` file.
+    pub fn connect(repo: &Path, api: Option<&str>, auth: Option<&str>) -> anyhow::Result<Self> {
+        let addr = match api {
+            Some(a) => a.to_string(),
+            None => std::fs::read_to_string(repo.join("api")).map_err(|_| {
+                anyhow!(
+                    "cairn daemon is not running (no api file in {}): start it with `cairn daemon`, or pass --api",
+                    repo.display()
+                )
+            })?,
+        };
+        let auth = auth
+            .map(|s| {
+                cairn::rpc::security::header_for_secret(s)
+                    .ok_or_else(|| anyhow!("unknown --api-auth type in {s:?}"))
+            })
+            .transpose()?;
+        Ok(RpcClient {
+            base: api_base(&addr)?,
+            auth,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    async fn send(
+        &self,
+        command: &str,
+        call: Call,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let query: Vec<String> = call
+            .query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let url = format!("{}/api/v0/{command}?{}", self.base, query.join("&"));
+        let mut req = hyper::Request::post(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        let body = if call.files.is_empty() {
+            Bytes::new()
+        } else {
+            let boundary = "cairn-cli-boundary-7d3f1a";
+            req = req.header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            );
+            let mut body = Vec::new();
+            for f in &call.files {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                        .as_bytes(),
+                );
+                body.extend_from_slice(f);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            Bytes::from(body)
+        };
+        let resp = self
+            .client
+            .request(req.header("te", "trailers").body(Full::new(body))?)
+            .await
+            .with_context(|| format!("cannot reach the cairn daemon at {}", self.base))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let json = resp
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            let body = resp.into_body().collect().await?.to_bytes();
+            let message = if json {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["Message"].as_str().map(String::from))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into())
+            } else {
+                String::from_utf8_lossy(&body).trim().to_string()
+            };
+            bail!(
+                "{}",
+                if message.is_empty() {
+                    status.to_string()
+                } else {
+                    message
+                }
+            );
+        }
+        Ok(resp)
+    }
+
+    /// The whole body (and a trailer error, if the stream ended with one).
+    pub async fn bytes(&self, command: &str, call: Call) -> anyhow::Result<Bytes> {
+        let resp = self.send(command, call).await?;
+        let collected = resp.into_body().collect().await?;
+        if let Some(e) = collected.trailers().and_then(|t| t.get("x-stream-error")) {
+            bail!("{}", e.to_str().unwrap_or("stream error"));
+        }
+        Ok(collected.to_bytes())
+    }
+
+    /// One JSON value.
+    pub async fn json(&self, command: &str, call: Call) -> anyhow::Result<serde_json::Value> {
+        let body = self.bytes(command, call).await?;
+        Ok(serde_json::from_slice(&body).with_context(|| {
+            format!("the daemon answered {command} with something that is not JSON")
+        })?)
+    }
+
+    /// NDJSON values, each handed to `each` as it arrives.
+    pub async fn stream(
+        &self,
+        command: &str,
+        call: Call,
+        mut each: impl FnMut(serde_json::Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut body = self.send(command, call).await?.into_body();
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            if let Some(t) = frame.trailers_ref()
+                && let Some(e) = t.get("x-stream-error")
+            {
+                bail!("{}", e.to_str().unwrap_or("stream error"));
+            }
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    if line.len() > 1 {
+                        each(serde_json::from_slice(&line)?)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
