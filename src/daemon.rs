@@ -188,6 +188,10 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
         });
     }
     write_api_file(&repo, &multiaddr_of(api))?;
+    // Signal handlers go in before readiness is announced: a signal right after "ready" must
+    // take the graceful path, not the default action.
+    let signals = Signals::install()?;
+    tokio::spawn(signals.handle(token.clone()));
     out!("Daemon is ready");
     notify(&[NotifyState::Ready, NotifyState::Status("ready")]);
 
@@ -207,7 +211,6 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
             }
         });
     }
-    tokio::spawn(handle_signals(token.clone()));
 
     token.cancelled().await;
     notify(&[NotifyState::Stopping]);
@@ -227,32 +230,41 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// SIGINT, SIGTERM and SIGHUP shut down gracefully; a second one exits at once with 255.
-async fn handle_signals(token: tokio_util_token::Token) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    let mut received = 0;
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        received += 1;
-        if received == 1 {
-            out!("Received interrupt signal, shutting down...");
-            out!("(Hit ctrl-c again to force-shutdown the daemon.)");
-            notify(&[NotifyState::Stopping]);
-            token.cancel();
-        } else {
-            eprintln!("Received another interrupt before graceful shutdown, terminating...");
-            std::process::exit(255);
+/// The signals that stop the daemon: SIGINT, SIGTERM and SIGHUP.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The first signal shuts down gracefully; a second one exits at once with 255.
+    async fn handle(mut self, token: tokio_util_token::Token) {
+        let mut received = 0;
+        loop {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+                _ = self.hup.recv() => {}
+            }
+            received += 1;
+            if received == 1 {
+                out!("Received interrupt signal, shutting down...");
+                out!("(Hit ctrl-c again to force-shutdown the daemon.)");
+                notify(&[NotifyState::Stopping]);
+                token.cancel();
+            } else {
+                eprintln!("Received another interrupt before graceful shutdown, terminating...");
+                std::process::exit(255);
+            }
         }
     }
 }

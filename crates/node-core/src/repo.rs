@@ -213,7 +213,14 @@ pub fn write_config(repo: &Path, config: &Config) -> Result<(), RepoError> {
 /// holder's PID, so a lock left by a crashed process is recognised and taken over with a warning.
 #[derive(Debug)]
 struct RepoLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for RepoLock {
+    /// A clean release empties the file, so the next start does not mistake it for a crash's.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl RepoLock {
@@ -259,7 +266,7 @@ impl RepoLock {
             .and_then(|_| write!(file, "{}", std::process::id()))
             .and_then(|_| file.sync_all())
             .map_err(RepoError::io("write", &path))?;
-        Ok(RepoLock { _file: file })
+        Ok(RepoLock { file })
     }
 }
 

@@ -1,0 +1,453 @@
+//! The `cairn` binary end to end, in temporary repos: every client command against a real daemon
+//! (with exit codes), `cairn shutdown`, signals, systemd socket activation (with the real
+//! `systemd-socket-activate`) and bad `LISTEN_*` values, `sd_notify`, and stale-lock takeover.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cairn::node::{Node, Profile};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A repo initialised with the test profile.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["init", "--profile", "test"])
+        .env("CAIRN_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// A daemon and its output lines.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn spawn_daemon(mut cmd: Command) -> Daemon {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(l + "\n"));
+        }
+    });
+    Daemon {
+        child,
+        lines,
+        stderr,
+    }
+}
+
+fn daemon_cmd(repo: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("daemon")
+        .args(extra)
+        .env("CAIRN_PATH", repo)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID");
+    c
+}
+
+impl Daemon {
+    fn start(repo: &Path, extra: &[&str]) -> Daemon {
+        let mut d = spawn_daemon(daemon_cmd(repo, extra));
+        d.wait_line("Daemon is ready");
+        d
+    }
+
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no {needle:?} from the daemon; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                ),
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within {within:?}"
+            );
+            // Poll the process table; the child owns no channel we could wait on.
+            std::thread::yield_now();
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(repo: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CAIRN_PATH", repo)
+        .output()
+        .unwrap()
+}
+
+fn ok(repo: &Path, args: &[&str]) -> String {
+    let out = cli(repo, args);
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn fails(repo: &Path, args: &[&str]) -> String {
+    let out = cli(repo, args);
+    assert_eq!(out.status.code(), Some(1), "cairn {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_command_against_a_real_daemon() {
+    let repo = repo();
+    let r = repo.path();
+    let mut daemon = Daemon::start(r, &["--enable-pubsub-experiment"]);
+    // A second node to talk to.
+    let peer = Node::builder()
+        .profile(Profile::Test)
+        .listen_addrs(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        .gossipsub(true)
+        .build()
+        .await
+        .unwrap();
+    let peer_addr = format!(
+        "{}/p2p/{}",
+        peer.listen_addrs().await.unwrap()[0],
+        peer.peer_id()
+    );
+
+    assert!(ok(r, &["version"]).starts_with("cairn version "));
+    let id: serde_json::Value = serde_json::from_str(&ok(r, &["id"])).unwrap();
+    assert!(id["ID"].as_str().unwrap().starts_with("12D3KooW"));
+    assert!(ok(r, &["--enc", "json", "version"]).contains("\"Version\""));
+
+    // Blocks.
+    let file = r.join("data.bin");
+    std::fs::write(&file, b"hello from the CLI").unwrap();
+    let cid = ok(r, &["block", "put", file.to_str().unwrap()])
+        .trim()
+        .to_string();
+    assert!(cid.starts_with("bafkrei"));
+    let got = cli(r, &["block", "get", &cid]);
+    assert_eq!(got.stdout, b"hello from the CLI");
+    assert!(ok(r, &["block", "stat", &cid]).contains("Size: 18"));
+    let file2 = r.join("node.bin");
+    std::fs::write(&file2, b"\x0a\x02\x08\x02").unwrap();
+    let other = ok(
+        r,
+        &[
+            "block",
+            "put",
+            file2.to_str().unwrap(),
+            "--cid-codec",
+            "dag-pb",
+        ],
+    );
+    assert!(other.trim().starts_with("bafybei"));
+    assert!(ok(r, &["block", "rm", other.trim()]).starts_with("removed "));
+    assert!(fails(r, &["block", "rm", other.trim()]).contains("some blocks not removed"));
+    assert!(fails(r, &["block", "stat", "notacid"]).starts_with("Error: "));
+
+    // Swarm.
+    assert!(ok(r, &["swarm", "connect", &peer_addr]).contains("success"));
+    assert!(ok(r, &["swarm", "peers"]).contains(&peer.peer_id().to_string()));
+    assert!(ok(r, &["swarm", "addrs", "local"]).contains("/ip4/127.0.0.1/"));
+    assert!(ok(r, &["swarm", "addrs"]).contains(&peer.peer_id().to_string()));
+
+    // Routing and ping.
+    ok(r, &["routing", "provide", &cid]);
+    let theirs = cairn::blockstore::Block::from_data(
+        cairn::blockstore::codec::RAW,
+        &b"the peer's block"[..],
+    )
+    .unwrap();
+    peer.put_block(&theirs).await.unwrap();
+    peer.provide(theirs.cid()).await.unwrap();
+    assert!(
+        ok(
+            r,
+            &["routing", "findprovs", &theirs.cid().to_string(), "-n", "1"]
+        )
+        .contains(&peer.peer_id().to_string())
+    );
+    assert!(
+        ok(r, &["routing", "findpeer", &peer.peer_id().to_string()]).contains("/ip4/127.0.0.1/")
+    );
+    assert!(ok(r, &["ping", &peer.peer_id().to_string(), "-n", "2"]).contains("Average latency"));
+
+    // Pubsub: a subscriber process prints what a publisher process sends.
+    let mut sub = Command::new(BIN)
+        .args(["pubsub", "sub", "cli-topic"])
+        .env("CAIRN_PATH", r)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sub_out = sub.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(sub_out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    while !ok(r, &["pubsub", "ls"]).contains("cli-topic") {
+        assert!(Instant::now() < deadline, "the subscription never appeared");
+        std::thread::yield_now();
+    }
+    ok(r, &["pubsub", "pub", "cli-topic", "a message"]);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "a message");
+    ok(r, &["pubsub", "peers"]);
+    let _ = sub.kill();
+    let _ = sub.wait();
+
+    // Pins and the repo.
+    assert!(ok(r, &["pin", "add", &cid]).contains("pinned"));
+    assert!(ok(r, &["pin", "ls", "--type", "recursive"]).contains(&format!("{cid} recursive")));
+    assert!(ok(r, &["pin", "rm", &cid]).contains("unpinned"));
+    assert!(ok(r, &["repo", "stat"]).contains("NumObjects"));
+    assert!(ok(r, &["repo", "gc"]).contains(&format!("removed {cid}")));
+
+    // Bootstrap.
+    let entry = format!("/ip4/127.0.0.1/tcp/1/p2p/{}", peer.peer_id());
+    assert!(ok(r, &["bootstrap", "add", &entry]).contains(&format!("added {entry}")));
+    assert!(ok(r, &["bootstrap", "list"]).contains(&entry));
+    assert!(ok(r, &["bootstrap", "rm", &entry]).contains("removed"));
+    assert_eq!(ok(r, &["bootstrap", "add", "--default"]).lines().count(), 7);
+    assert_eq!(ok(r, &["bootstrap", "rm", "--all"]).lines().count(), 7);
+    assert!(
+        fails(r, &["bootstrap", "add", "/ip4/1.2.3.4/tcp/1"]).contains("invalid bootstrap address")
+    );
+
+    // Config.
+    assert!(ok(r, &["config", "show"]).contains("\"PeerID\""));
+    assert_eq!(ok(r, &["config", "Datastore.StorageMax"]).trim(), "10GB");
+    ok(r, &["config", "Datastore.StorageMax", "20GB"]);
+    assert_eq!(ok(r, &["config", "Datastore.StorageMax"]).trim(), "20GB");
+    ok(r, &["config", "Swarm.ConnMgr.LowWater", "20", "--json"]);
+    assert!(fails(r, &["config", "Identity.PrivKey"]).contains("private key"));
+
+    ok(r, &["swarm", "disconnect", &peer_addr]);
+    let kept_file = r.join("kept.bin");
+    std::fs::write(&kept_file, b"kept across restarts").unwrap();
+    let kept = ok(r, &["block", "put", "--pin", kept_file.to_str().unwrap()])
+        .trim()
+        .to_string();
+
+    // Shutdown: acknowledged, the daemon exits 0 within 5 s, api file gone, lock released.
+    ok(r, &["shutdown"]);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
+    assert!(!r.join("api").exists());
+    assert!(fails(r, &["id"]).contains("daemon is not running"));
+    let _again = Daemon::start(r, &[]);
+    assert!(
+        ok(r, &["block", "stat", &kept]).contains("Size: 20"),
+        "blocks survive a restart"
+    );
+    assert!(
+        !_again.stderr.lock().unwrap().contains("stale"),
+        "a clean stop leaves no stale lock"
+    );
+    ok(r, &["shutdown"]);
+}
+
+#[test]
+fn sigterm_is_graceful_and_a_second_signal_exits_255() {
+    let repo = repo();
+    let mut d = Daemon::start(repo.path(), &[]);
+    Command::new("kill")
+        .args(["-TERM", &d.pid()])
+        .status()
+        .unwrap();
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
+    assert!(!repo.path().join("api").exists());
+
+    // The second signal must land while the first shutdown is still under way: an upload that
+    // stalls half-way is an in-flight request the graceful shutdown waits for.
+    let mut d = Daemon::start(repo.path(), &[]);
+    let api = std::fs::read_to_string(repo.path().join("api")).unwrap();
+    let port: u16 = api.rsplit('/').next().unwrap().parse().unwrap();
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(b"POST /api/v0/block/put HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n--b\r\n")
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &d.pid()])
+        .status()
+        .unwrap();
+    d.wait_line("Received interrupt signal");
+    Command::new("kill")
+        .args(["-TERM", &d.pid()])
+        .status()
+        .unwrap();
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 255);
+    drop(stalled);
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_handed_socket() {
+    let repo = repo();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args([
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "--fdname=io.ipfs.api",
+        "-E",
+        &format!("CAIRN_PATH={}", repo.path().display()),
+        BIN,
+        "daemon",
+    ]);
+    let mut d = spawn_daemon(cmd);
+    // systemd-socket-activate starts the daemon on the first connection.
+    let mut s = connect_retry(port);
+    s.write_all(b"POST /api/v0/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"Version\""));
+    d.wait_line("Daemon is ready");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("api")).unwrap(),
+        format!("/ip4/127.0.0.1/tcp/{port}")
+    );
+    ok(repo.path(), &["shutdown"]);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
+}
+
+fn connect_retry(port: u16) -> std::net::TcpStream {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "systemd-socket-activate never listened: {e}"
+            ),
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn bad_listen_fds_are_ignored_or_refused_never_a_crash() {
+    let repo = repo();
+    for (fds, pid) in [("abc", "1"), ("1", "1")] {
+        let mut c = daemon_cmd(repo.path(), &[]);
+        c.env("LISTEN_FDS", fds).env("LISTEN_PID", pid);
+        let mut d = spawn_daemon(c);
+        d.wait_line("Daemon is ready");
+        let err = d.stderr.lock().unwrap().clone();
+        assert!(
+            err.contains("ignoring socket activation"),
+            "LISTEN_FDS={fds} LISTEN_PID={pid}: {err}"
+        );
+        ok(repo.path(), &["shutdown"]);
+        assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
+    }
+    // fd 3 is a plain file: a clear error, exit 1.
+    let script = format!("exec 3</etc/hostname; LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} daemon");
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env("CAIRN_PATH", repo.path())
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fd 3 is not a listening TCP socket"), "{err}");
+}
+
+#[tokio::test]
+async fn sd_notify_says_ready_then_stopping() {
+    let repo = repo();
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let mut c = daemon_cmd(repo.path(), &[]);
+    c.env("NOTIFY_SOCKET", &path);
+    let mut d = spawn_daemon(c);
+    let mut buf = vec![0u8; 4096];
+    let mut recv = async || {
+        let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+            .await
+            .expect("a notification")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let first = recv().await;
+    assert!(first.contains("READY=1"), "{first}");
+    ok(repo.path(), &["shutdown"]);
+    let second = recv().await;
+    assert!(second.contains("STOPPING=1"), "{second}");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn a_stale_lock_after_kill_9_is_taken_over() {
+    let repo = repo();
+    let mut d = Daemon::start(repo.path(), &[]);
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let mut again = spawn_daemon(daemon_cmd(repo.path(), &[]));
+    again.wait_line("Daemon is ready");
+    let err = again.stderr.lock().unwrap().clone();
+    assert!(err.contains("stale repo.lock"), "{err}");
+    ok(repo.path(), &["shutdown"]);
+    assert_eq!(again.wait_exit(Duration::from_secs(10)), 0);
+}
