@@ -315,9 +315,11 @@ mod tests {
         Repo::init(dir.path(), &[Profile::Test]).unwrap();
         // A PID that cannot exist: past the kernel's pid_max.
         fs::write(dir.path().join("repo.lock"), "4999999").unwrap();
-        Repo::open(dir.path()).unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
         let pid = fs::read_to_string(dir.path().join("repo.lock")).unwrap();
         assert_eq!(pid, std::process::id().to_string());
+        drop(repo);
+        assert_eq!(fs::read_to_string(dir.path().join("repo.lock")).unwrap(), "", "a clean release empties it");
     }
 
     #[test]
