@@ -12,9 +12,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "system packages (iproute2 for the network-namespace tests)"
+step "system packages (iproute2: network-namespace tests; systemd: systemd-socket-activate)"
 missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing

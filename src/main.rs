@@ -13,6 +13,7 @@ macro_rules! out {
 mod cli;
 mod client;
 mod daemon;
+mod offline;
 
 fn write_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -121,6 +122,36 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Daemon(args) => return daemon::run(repo, args).await,
         _ => {}
+    }
+    // Like Kubo, `config` and `bootstrap` edit the repo directly when no daemon runs.
+    let daemon_running = cli.api.is_some() || repo.join("api").exists();
+    if !daemon_running {
+        match &cli.command {
+            Command::Config { key, value, json: as_json, bool: as_bool } => {
+                let v = offline::config(&repo, key, value.as_deref(), *as_json, *as_bool)?;
+                if key == "show" || json {
+                    print_json(&v);
+                } else if value.is_none() {
+                    match &v["Value"] {
+                        Value::String(s) => out!("{s}"),
+                        other => print_json(other),
+                    }
+                }
+                return Ok(0);
+            }
+            Command::Bootstrap(b) => {
+                let (action, addrs, flag, verb) = match b {
+                    BootstrapCmd::List => ("list", Vec::new(), false, ""),
+                    BootstrapCmd::Add { addrs, default } => ("add", addrs.clone(), *default, "added "),
+                    BootstrapCmd::Rm { addrs, all } => ("rm", addrs.clone(), *all, "removed "),
+                };
+                for p in offline::bootstrap(&repo, action, &addrs, flag)? {
+                    out!("{verb}{p}");
+                }
+                return Ok(0);
+            }
+            _ => {}
+        }
     }
     let rpc = RpcClient::connect(&repo, cli.api.as_deref(), cli.api_auth.as_deref())?;
     let mut code = 0;

@@ -451,3 +451,18 @@ fn a_stale_lock_after_kill_9_is_taken_over() {
     ok(repo.path(), &["shutdown"]);
     assert_eq!(again.wait_exit(Duration::from_secs(10)), 0);
 }
+
+#[test]
+fn config_and_bootstrap_edit_the_repo_when_no_daemon_runs() {
+    let repo = repo();
+    let r = repo.path();
+    ok(r, &["config", "Datastore.StorageMax", "3GB"]);
+    assert_eq!(ok(r, &["config", "Datastore.StorageMax"]).trim(), "3GB");
+    assert_eq!(ok(r, &["bootstrap", "add", "--default"]).lines().count(), 7);
+    assert_eq!(ok(r, &["bootstrap", "list"]).lines().count(), 7);
+    assert_eq!(ok(r, &["bootstrap", "rm", "--all"]).lines().count(), 7);
+    assert!(ok(r, &["bootstrap", "list"]).is_empty());
+    assert!(fails(r, &["config", "Swarm.ConnMgr.LowWater", "lots"]).contains("LowWater"));
+    // Client commands still need the daemon, and say so.
+    assert!(fails(r, &["id"]).contains("daemon is not running"));
+}
