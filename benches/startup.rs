@@ -12,14 +12,23 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// POSTs /api/v0/id; true on a 200.
 fn rpc_answers(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"POST /api/v0/id HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").is_err() {
+    if s.write_all(
+        b"POST /api/v0/id HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    )
+    .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -29,7 +38,11 @@ fn rpc_answers(port: u16) -> bool {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(String::from))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(String::from)
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -40,11 +53,20 @@ fn main() -> anyhow::Result<()> {
     }
     let starts = env("CAIRN_STARTS", 20);
     let repo = tempfile::tempdir()?;
-    let status = Command::new(BIN).args(["init", "--profile", "test"]).env("CAIRN_PATH", repo.path()).output()?;
+    let status = Command::new(BIN)
+        .args(["init", "--profile", "test"])
+        .env("CAIRN_PATH", repo.path())
+        .output()?;
     anyhow::ensure!(status.status.success(), "init failed");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let cfg = Command::new(BIN)
-        .args(["config", "Addresses.API", &format!("/ip4/127.0.0.1/tcp/{port}")])
+        .args([
+            "config",
+            "Addresses.API",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+        ])
         .env("CAIRN_PATH", repo.path())
         .output()?;
     anyhow::ensure!(cfg.status.success(), "config failed");
@@ -62,27 +84,39 @@ fn main() -> anyhow::Result<()> {
             .spawn()?;
         // Poll until the RPC answers: this is what is being measured.
         while !rpc_answers(port) {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the daemon never answered");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the daemon never answered"
+            );
         }
         times.push(started.elapsed());
         if i + 1 == starts {
             last = Some(child);
         } else {
-            Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()?;
             child.wait()?;
         }
     }
     times.sort();
     let p50 = times[times.len() / 2];
     let worst = *times.last().expect("at least one start");
-    println!("exec to RPC answering: p50 {:.0} ms, max {:.0} ms over {starts} starts", p50.as_secs_f64() * 1e3, worst.as_secs_f64() * 1e3);
+    println!(
+        "exec to RPC answering: p50 {:.0} ms, max {:.0} ms over {starts} starts",
+        p50.as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3
+    );
 
     let mut child = last.expect("a running daemon");
     let idle = env("CAIRN_IDLE_SECONDS", 10);
     std::thread::sleep(Duration::from_secs(idle)); // the measurement itself: idle for this long
     let rss = rss_kib(child.id());
     println!("idle RSS after {idle} s: {:.1} MB", rss as f64 / 1024.0);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     child.wait()?;
+    killed?;
     Ok(())
 }

@@ -181,9 +181,9 @@ impl RpcClient {
     /// One JSON value.
     pub async fn json(&self, command: &str, call: Call) -> anyhow::Result<serde_json::Value> {
         let body = self.bytes(command, call).await?;
-        Ok(serde_json::from_slice(&body).with_context(|| {
+        serde_json::from_slice(&body).with_context(|| {
             format!("the daemon answered {command} with something that is not JSON")
-        })?)
+        })
     }
 
     /// NDJSON values, each handed to `each` as it arrives.

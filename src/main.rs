@@ -127,7 +127,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let daemon_running = cli.api.is_some() || repo.join("api").exists();
     if !daemon_running {
         match &cli.command {
-            Command::Config { key, value, json: as_json, bool: as_bool } => {
+            Command::Config {
+                key,
+                value,
+                json: as_json,
+                bool: as_bool,
+            } => {
                 let v = offline::config(&repo, key, value.as_deref(), *as_json, *as_bool)?;
                 if key == "show" || json {
                     print_json(&v);
@@ -142,7 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Bootstrap(b) => {
                 let (action, addrs, flag, verb) = match b {
                     BootstrapCmd::List => ("list", Vec::new(), false, ""),
-                    BootstrapCmd::Add { addrs, default } => ("add", addrs.clone(), *default, "added "),
+                    BootstrapCmd::Add { addrs, default } => {
+                        ("add", addrs.clone(), *default, "added ")
+                    }
                     BootstrapCmd::Rm { addrs, all } => ("rm", addrs.clone(), *all, "removed "),
                 };
                 for p in offline::bootstrap(&repo, action, &addrs, flag)? {

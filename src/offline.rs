@@ -10,7 +10,13 @@ use cairn::node::repo::{read_config, write_config};
 use serde_json::{Value, json};
 
 /// `config KEY [VALUE]` on the file. Prints like the online command.
-pub fn config(repo: &Path, key: &str, value: Option<&str>, as_json: bool, as_bool: bool) -> anyhow::Result<Value> {
+pub fn config(
+    repo: &Path,
+    key: &str,
+    value: Option<&str>,
+    as_json: bool,
+    as_bool: bool,
+) -> anyhow::Result<Value> {
     let config = read_config(repo)?;
     if key == "show" && value.is_none() {
         let mut v = config.to_value();
@@ -25,19 +31,27 @@ pub fn config(repo: &Path, key: &str, value: Option<&str>, as_json: bool, as_boo
     let path: Vec<&str> = key.split('.').collect();
     let mut doc = config.to_value();
     let Some(raw) = value else {
-        let v = path.iter().try_fold(&doc, |v, k| v.get(k)).with_context(|| format!("key has no attribute {key:?}"))?;
+        let v = path
+            .iter()
+            .try_fold(&doc, |v, k| v.get(k))
+            .with_context(|| format!("key has no attribute {key:?}"))?;
         return Ok(json!({"Key": key, "Value": v}));
     };
     let new: Value = if as_json {
         serde_json::from_str(raw).context("failed to unmarshal json")?
     } else if as_bool {
-        json!(raw.parse::<bool>().with_context(|| format!("{raw:?} is not a boolean"))?)
+        json!(
+            raw.parse::<bool>()
+                .with_context(|| format!("{raw:?} is not a boolean"))?
+        )
     } else {
         json!(raw)
     };
     let mut slot = &mut doc;
     for k in &path {
-        let Some(obj) = slot.as_object_mut() else { bail!("{key:?} is not inside an object") };
+        let Some(obj) = slot.as_object_mut() else {
+            bail!("{key:?} is not inside an object")
+        };
         slot = obj.entry(k.to_string()).or_insert(Value::Null);
     }
     *slot = new.clone();
@@ -47,9 +61,18 @@ pub fn config(repo: &Path, key: &str, value: Option<&str>, as_json: bool, as_boo
 }
 
 /// `bootstrap list|add|rm` on the file. Returns the entries to print.
-pub fn bootstrap(repo: &Path, action: &str, addrs: &[String], flag: bool) -> anyhow::Result<Vec<String>> {
+pub fn bootstrap(
+    repo: &Path,
+    action: &str,
+    addrs: &[String],
+    flag: bool,
+) -> anyhow::Result<Vec<String>> {
     let mut config = read_config(repo)?;
-    let parse = |a: &String| BootstrapPeer::parse(a).map(|p| p.addr.to_string()).map_err(|e| anyhow::anyhow!("invalid bootstrap address: {e}"));
+    let parse = |a: &String| {
+        BootstrapPeer::parse(a)
+            .map(|p| p.addr.to_string())
+            .map_err(|e| anyhow::anyhow!("invalid bootstrap address: {e}"))
+    };
     let out = match action {
         "list" => config.bootstrap.clone(),
         "add" => {
@@ -77,7 +100,11 @@ pub fn bootstrap(repo: &Path, action: &str, addrs: &[String], flag: bool) -> any
                     bail!("no bootstrap peers to remove");
                 }
                 let targets: Vec<String> = addrs.iter().map(parse).collect::<Result<_, _>>()?;
-                let (removed, kept) = config.bootstrap.iter().cloned().partition(|a| targets.contains(a));
+                let (removed, kept) = config
+                    .bootstrap
+                    .iter()
+                    .cloned()
+                    .partition(|a| targets.contains(a));
                 config.bootstrap = kept;
                 removed
             }

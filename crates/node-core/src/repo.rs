@@ -319,7 +319,11 @@ mod tests {
         let pid = fs::read_to_string(dir.path().join("repo.lock")).unwrap();
         assert_eq!(pid, std::process::id().to_string());
         drop(repo);
-        assert_eq!(fs::read_to_string(dir.path().join("repo.lock")).unwrap(), "", "a clean release empties it");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("repo.lock")).unwrap(),
+            "",
+            "a clean release empties it"
+        );
     }
 
     #[test]

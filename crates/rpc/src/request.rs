@@ -180,21 +180,31 @@ impl CommandRequest {
         Ok(&self.args)
     }
 
-    /// Reads every multipart part (with [`MAX_BODY`] and [`MAX_PART`] limits).
-    pub async fn parts(&mut self) -> Result<Vec<Part>, ApiError> {
-        let Some((boundary, body)) = self.body.take() else {
-            return Ok(Vec::new());
-        };
+    /// The multipart body as a stream of parts, for commands that read parts as they arrive
+    /// (`add`); `None` if the request has no multipart body.
+    pub fn multipart(&mut self, whole: u64, per_part: u64) -> Option<multer::Multipart<'static>> {
+        let (boundary, body) = self.body.take()?;
         let body = body
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let constraints = multer::Constraints::new().size_limit(
             multer::SizeLimit::new()
-                .whole_stream(MAX_BODY)
-                .per_field(MAX_PART),
+                .whole_stream(whole)
+                .per_field(per_part),
         );
         let stream = body.into_data_stream().map_err(std::io::Error::other);
-        let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+        Some(multer::Multipart::with_constraints(
+            stream,
+            boundary,
+            constraints,
+        ))
+    }
+
+    /// Reads every multipart part (with [`MAX_BODY`] and [`MAX_PART`] limits).
+    pub async fn parts(&mut self) -> Result<Vec<Part>, ApiError> {
+        let Some(mut multipart) = self.multipart(MAX_BODY, MAX_PART) else {
+            return Ok(Vec::new());
+        };
         let mut parts = Vec::new();
         loop {
             let field = match multipart.next_field().await {
@@ -228,7 +238,8 @@ impl CommandRequest {
     }
 }
 
-fn multipart_error(e: multer::Error) -> ApiError {
+/// A multipart failure as the client error Kubo-style clients expect.
+pub fn multipart_error(e: multer::Error) -> ApiError {
     match e {
         multer::Error::StreamSizeExceeded { limit } => {
             ApiError::client(format!("request body is over the {limit}-byte limit"))

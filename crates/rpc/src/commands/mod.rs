@@ -9,6 +9,7 @@ mod pin;
 mod pubsub;
 mod repo;
 mod routing;
+mod unixfs;
 
 use cairn_blockstore::Cid;
 use cairn_bootstrap::BootstrapPhase;
@@ -62,6 +63,8 @@ pub const COMMANDS: &[&str] = &[
     "config/show",
     "config/replace",
     "ping",
+    "add",
+    "cat",
 ];
 
 /// Runs one command.
@@ -105,6 +108,8 @@ pub(crate) async fn run(state: &ApiState, mut req: CommandRequest) -> Result<Out
         "config" => config::get_set(s, &req).await,
         "config/replace" => config::replace(s, &mut req).await,
         "ping" => routing::ping(s, &req).await,
+        "add" => unixfs::add(s, &mut req).await,
+        "cat" => unixfs::cat(s, &req).await,
         _ => Err(ApiError::NotFound),
     }
 }
