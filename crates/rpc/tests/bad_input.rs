@@ -85,7 +85,7 @@ async fn thousands_of_malformed_requests_get_kubo_errors_and_lose_nothing() {
     };
     for i in 0..2200 {
         match i % 11 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let cmd = cid_commands[rng.random_range(0..cid_commands.len())];
                 let mut arg = random_text(&mut rng);
                 if arg.is_empty() || cairn_blockstore::parse_cid_str(&arg).is_ok() {
