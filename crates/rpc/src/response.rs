@@ -28,6 +28,13 @@ pub enum Output {
         /// The bytes.
         body: BoxStream<'static, Result<Bytes, ApiError>>,
     },
+    /// Raw bytes already in hand (one block): sent with a length, no chunking.
+    Bytes {
+        /// The content type.
+        content_type: &'static str,
+        /// The bytes.
+        data: Bytes,
+    },
     /// Nothing, as a chunked response (`shutdown`, `pubsub/pub`).
     Empty,
 }
@@ -37,7 +44,9 @@ impl std::fmt::Debug for Output {
         match self {
             Output::Once(v) => write!(f, "Once({v})"),
             Output::Stream(_) => write!(f, "Stream"),
-            Output::Raw { content_type, .. } => write!(f, "Raw({content_type})"),
+            Output::Raw { content_type, .. } | Output::Bytes { content_type, .. } => {
+                write!(f, "Raw({content_type})")
+            }
             Output::Empty => write!(f, "Empty"),
         }
     }
@@ -104,6 +113,7 @@ fn json_line(v: Value) -> Bytes {
 
 impl IntoResponse for Output {
     fn into_response(self) -> Response {
+        let complete = matches!(self, Output::Bytes { .. });
         let mut response = match self {
             Output::Once(v) => {
                 let mut r = (StatusCode::OK, json_line(v)).into_response();
@@ -131,6 +141,14 @@ impl IntoResponse for Output {
                     .insert("x-stream-output", HeaderValue::from_static("1"));
                 r
             }
+            Output::Bytes { content_type, data } => {
+                let mut r = Response::new(Body::from(data));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                r.headers_mut()
+                    .insert("x-stream-output", HeaderValue::from_static("1"));
+                r
+            }
             Output::Empty => {
                 let empty = futures::stream::empty::<Result<Frame<Bytes>, Infallible>>();
                 let mut r = Response::new(Body::new(StreamBody::new(empty)));
@@ -144,6 +162,10 @@ impl IntoResponse for Output {
             }
         };
         preamble(response.headers_mut());
+        if complete {
+            // Nothing can follow a body that is sent whole: no trailer to announce.
+            response.headers_mut().remove(header::TRAILER);
+        }
         response
     }
 }

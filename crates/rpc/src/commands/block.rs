@@ -153,11 +153,13 @@ fn not_found(cid: &Cid) -> ApiError {
 
 pub(crate) async fn get(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let cid = parse_cid_arg(req.arg(0, "cid")?)?;
+    // A block read is a lookup of microseconds: done in place; a hop to the blocking pool would
+    // cost several context switches per request (measured: it halved block/get throughput).
     let block = state
         .inner
         .node
-        .get_block(&cid)
-        .await?
+        .blockstore()?
+        .get(&cid)?
         .ok_or_else(|| not_found(&cid))?;
     state.inner.metrics.block_gets.inc();
     state
@@ -166,18 +168,20 @@ pub(crate) async fn get(state: &ApiState, req: &CommandRequest) -> Result<Output
         .block_get_bytes
         .inc_by(block.len() as u64);
     let (_, data) = block.into_parts();
-    Ok(Output::Raw {
+    // The block is in hand: sent whole, with a length.
+    Ok(Output::Bytes {
         content_type: "application/vnd.ipld.raw",
-        body: futures::stream::once(async move { Ok(data) }).boxed(),
+        data,
     })
 }
 
 pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let cid = parse_cid_arg(req.arg(0, "cid")?)?;
-    let store = state.inner.node.blockstore()?;
-    let size = tokio::task::spawn_blocking(move || store.size(&cid))
-        .await
-        .map_err(ApiError::command)??
+    let size = state
+        .inner
+        .node
+        .blockstore()?
+        .size(&cid)?
         .ok_or_else(|| not_found(&cid))?;
     Ok(Output::Once(json!({"Key": cid.to_string(), "Size": size})))
 }
