@@ -422,37 +422,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         },
         Command::Pin(p) => match p {
             PinCmd::Add { cids, recursive } => {
-                let v = rpc
-                    .json(
-                        "pin/add",
-                        cids.iter()
-                            .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
-                    )
-                    .await?;
-                if json {
-                    print_json(&v)
+                let how = if recursive {
+                    " recursively"
                 } else {
-                    let how = if recursive { "recursively" } else { "directly" };
-                    for c in v["Pins"].as_array().into_iter().flatten() {
-                        out!("pinned {} {how}", c.as_str().unwrap_or_default());
-                    }
-                }
+                    " directly"
+                };
+                pin_change(&rpc, "pin/add", &cids, recursive, json, "pinned", how).await?;
             }
             PinCmd::Rm { cids, recursive } => {
-                let v = rpc
-                    .json(
-                        "pin/rm",
-                        cids.iter()
-                            .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
-                    )
-                    .await?;
-                if json {
-                    print_json(&v)
-                } else {
-                    for c in v["Pins"].as_array().into_iter().flatten() {
-                        out!("unpinned {}", c.as_str().unwrap_or_default());
-                    }
-                }
+                pin_change(&rpc, "pin/rm", &cids, recursive, json, "unpinned", "").await?;
             }
             PinCmd::Ls { cids, kind } => {
                 let c = cids
@@ -547,6 +525,30 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// `pin add` and `pin rm`: send the CIDs, print each CID the daemon reports.
+async fn pin_change(
+    rpc: &RpcClient,
+    command: &str,
+    cids: &[String],
+    recursive: bool,
+    json: bool,
+    verb: &str,
+    how: &str,
+) -> anyhow::Result<()> {
+    let call = cids
+        .iter()
+        .fold(call().opt("recursive", recursive), |c, a| c.arg(a));
+    let v = rpc.json(command, call).await?;
+    if json {
+        print_json(&v);
+    } else {
+        for c in v["Pins"].as_array().into_iter().flatten() {
+            out!("{verb} {}{how}", c.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
 }
 
 fn print_strings(v: &Value, json: bool) {

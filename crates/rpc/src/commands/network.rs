@@ -56,15 +56,21 @@ pub(crate) async fn peers(state: &ApiState, req: &CommandRequest) -> Result<Outp
     Ok(Output::Once(json!({"Peers": list})))
 }
 
+/// A `swarm connect/disconnect` argument: a multiaddr that names its peer with `/p2p/<id>`.
+fn peer_address(arg: &str) -> Result<(libp2p::Multiaddr, libp2p::PeerId), ApiError> {
+    let addr = parse_multiaddr(arg)?;
+    let peer = peer_id_of(&addr).ok_or_else(|| {
+        ApiError::client(format!(
+            "invalid peer address {arg:?}: it must end in /p2p/<peer id>"
+        ))
+    })?;
+    Ok((addr, peer))
+}
+
 pub(crate) async fn connect(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let mut lines = Vec::new();
     for arg in req.args_required("address")? {
-        let addr = parse_multiaddr(arg)?;
-        let Some(peer) = peer_id_of(&addr) else {
-            return Err(ApiError::client(format!(
-                "invalid peer address {arg:?}: it must end in /p2p/<peer id>"
-            )));
-        };
+        let (addr, peer) = peer_address(arg)?;
         match state.inner.node.connect(addr).await {
             Ok(_) => lines.push(format!("connect {peer} success")),
             Err(e) => return Err(ApiError::command(format!("connect {peer} failure: {e}"))),
@@ -76,12 +82,7 @@ pub(crate) async fn connect(state: &ApiState, req: &CommandRequest) -> Result<Ou
 pub(crate) async fn disconnect(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let mut lines = Vec::new();
     for arg in req.args_required("address")? {
-        let addr = parse_multiaddr(arg)?;
-        let Some(peer) = peer_id_of(&addr) else {
-            return Err(ApiError::client(format!(
-                "invalid peer address {arg:?}: it must end in /p2p/<peer id>"
-            )));
-        };
+        let (_, peer) = peer_address(arg)?;
         lines.push(match state.inner.node.disconnect(peer).await {
             Ok(()) => format!("disconnect {peer} success"),
             Err(e) => format!("disconnect {peer} failure: {e}"),
