@@ -420,7 +420,8 @@ async fn sd_notify_says_ready_then_stopping() {
     let path: PathBuf = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
     let mut c = daemon_cmd(repo.path(), &[]);
-    c.env("NOTIFY_SOCKET", &path);
+    // WatchdogSec=200ms, as systemd would announce it.
+    c.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "200000");
     let mut d = spawn_daemon(c);
     let mut buf = vec![0u8; 4096];
     let mut recv = async || {
@@ -432,8 +433,16 @@ async fn sd_notify_says_ready_then_stopping() {
     };
     let first = recv().await;
     assert!(first.contains("READY=1"), "{first}");
+    let ping = recv().await;
+    assert!(
+        ping.contains("WATCHDOG=1"),
+        "the event loop pings the watchdog: {ping}"
+    );
     ok(repo.path(), &["shutdown"]);
-    let second = recv().await;
+    let mut second = recv().await;
+    while second.contains("WATCHDOG=1") {
+        second = recv().await;
+    }
     assert!(second.contains("STOPPING=1"), "{second}");
     assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
 }
