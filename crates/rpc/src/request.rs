@@ -54,10 +54,10 @@ pub fn url_decode(s: &str) -> Result<String, ApiError> {
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "invalid URL escape {:?}",
-                            &s[i..s.len().min(i + 3)]
-                        ))
+                        // Lossy: the bytes after '%' may end inside a multi-byte character
+                        // (the rpc_inputs fuzz target found this).
+                        let near = String::from_utf8_lossy(&bytes[i..bytes.len().min(i + 3)]);
+                        ApiError::bad_request(format!("invalid URL escape {near:?}"))
                     })?;
                 out.push(hex);
                 i += 2;
@@ -286,6 +286,10 @@ mod tests {
         assert!(parse_query("arg=%zz").is_err());
         assert!(parse_query("arg=%f").is_err());
         assert!(parse_query("arg=%ff%fe").is_err(), "not UTF-8");
+        // A '%' followed by a multi-byte character (the fuzzer's find) is an error, not a panic.
+        let fuzzed = String::from_utf8_lossy(&[0x7e, 0x86, 0x25, 0xb4]).to_string();
+        assert!(parse_query(&fuzzed).is_err());
+        assert!(parse_query("arg=%é").is_err());
     }
 
     #[test]
