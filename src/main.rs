@@ -137,10 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 if key == "show" || json {
                     print_json(&v);
                 } else if value.is_none() {
-                    match &v["Value"] {
-                        Value::String(s) => out!("{s}"),
-                        other => print_json(other),
-                    }
+                    print_config_value(&v["Value"])
                 }
                 return Ok(0);
             }
@@ -495,10 +492,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 if json {
                     print_json(&v)
                 } else if value.is_none() {
-                    match &v["Value"] {
-                        Value::String(s) => out!("{s}"),
-                        other => print_json(other),
-                    }
+                    print_config_value(&v["Value"])
                 }
             }
         }
@@ -549,6 +543,14 @@ async fn pin_change(
         }
     }
     Ok(())
+}
+
+/// A config value as `ipfs config KEY` prints it: strings bare, anything else as JSON.
+fn print_config_value(v: &Value) {
+    match v {
+        Value::String(s) => out!("{s}"),
+        other => print_json(other),
+    }
 }
 
 fn print_strings(v: &Value, json: bool) {
