@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn::node::config::Profile;
-use cairn::node::{Node, Repo};
+use cairn::node::{CancellationToken, Node, Repo};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -247,7 +247,7 @@ impl Signals {
     }
 
     /// The first signal shuts down gracefully; a second one exits at once with 255.
-    async fn handle(mut self, token: tokio_util_token::Token) {
+    async fn handle(mut self, token: CancellationToken) {
         let mut received = 0;
         loop {
             tokio::select! {
@@ -267,10 +267,6 @@ impl Signals {
             }
         }
     }
-}
-
-mod tokio_util_token {
-    pub type Token = cairn::node::CancellationToken;
 }
 
 fn write_api_file(repo: &Path, multiaddr: &str) -> anyhow::Result<()> {
