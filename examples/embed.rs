@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let block = Block::from_data(RAW, &b"hello from cairn\n"[..])?;
     node.put_block(&block).await?;
     node.pin(block.cid(), PinMode::Recursive).await?;
-    let read = node.get_block(block.cid()).await?.expect("just stored");
+    let read = node.get_block(block.cid()).await?;
     println!(
         "stored {} ({} bytes): {:?}",
         read.cid(),

@@ -46,6 +46,48 @@ impl Block {
         Ok(Block { cid, data })
     }
 
+    /// A block whose CID is rebuilt from a CID prefix (version, codec, multihash code and digest
+    /// length, as Bitswap 1.1+ sends them) and the hash of `data`, computed once.
+    ///
+    /// This is how a received block is verified: the CID it yields is the only one the bytes can
+    /// stand for, so comparing it with the wanted CID is the hash check. Errors as [`Block::new`],
+    /// plus [`BlockstoreError::InvalidCid`] for a CIDv0 prefix that is not sha2-256 dag-pb.
+    pub fn from_prefix(
+        version: cid::Version,
+        codec: u64,
+        mh_code: u64,
+        mh_len: usize,
+        data: impl Into<Bytes>,
+    ) -> Result<Self> {
+        let data = data.into();
+        let invalid = |reason: &str| BlockstoreError::InvalidCid {
+            input: format!("prefix v{version:?} codec 0x{codec:x} hash 0x{mh_code:x}/{mh_len}"),
+            reason: reason.into(),
+        };
+        let digest = if mh_code == IDENTITY {
+            if data.len() != mh_len {
+                return Err(invalid("identity digest length differs from the data's"));
+            }
+            multihash::Multihash::wrap(IDENTITY, &data).map_err(|e| invalid(&e.to_string()))?
+        } else {
+            let code = Code::try_from(mh_code).map_err(|_| invalid("unsupported hash function"))?;
+            if mh_len < MIN_DIGEST_LEN {
+                return Err(invalid("digest shorter than 20 bytes"));
+            }
+            let full = code.digest(&data);
+            if full.size() as usize == mh_len {
+                full
+            } else if (full.size() as usize) > mh_len {
+                multihash::Multihash::wrap(mh_code, &full.digest()[..mh_len])
+                    .map_err(|e| invalid(&e.to_string()))?
+            } else {
+                return Err(invalid("digest longer than the hash function's"));
+            }
+        };
+        let cid = Cid::new(version, codec, digest).map_err(|e| invalid(&e.to_string()))?;
+        Ok(Block { cid, data })
+    }
+
     /// A block read back from the store, trusted without hashing (the key it came from was its hash).
     pub(crate) fn trusted(cid: Cid, data: Bytes) -> Self {
         Block { cid, data }

@@ -43,6 +43,10 @@ pub(crate) fn local_protocols(opts: &BehaviourOptions) -> Vec<String> {
         "/ipfs/id/push/1.0.0",
         "/ipfs/ping/1.0.0",
         "/ipfs/kad/1.0.0",
+        "/ipfs/bitswap",
+        "/ipfs/bitswap/1.0.0",
+        "/ipfs/bitswap/1.1.0",
+        "/ipfs/bitswap/1.2.0",
     ]
     .map(String::from)
     .to_vec();
@@ -100,6 +104,9 @@ pub(crate) fn build(
 
     let mut kad_config = kad::Config::new(KAD_PROTOCOL);
     kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
+    // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
+    // batches on Provide.DHT.Interval instead (exchange.rs).
+    kad_config.set_provider_publication_interval(None);
     let store = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {

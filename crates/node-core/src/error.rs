@@ -11,6 +11,12 @@ pub enum NodeError {
     /// The node has shut down (or its task ended); the handle can no longer do anything.
     #[error("the node has stopped")]
     NodeStopped,
+    /// The block is not stored locally and the fetch was offline (Kubo's wording).
+    #[error("block was not found locally (offline): ipld: could not find {0}")]
+    BlockNotFound(cid::Cid),
+    /// Fetching over Bitswap failed.
+    #[error("bitswap: {0}")]
+    Bitswap(String),
     /// Text that is not a multiaddr.
     #[error("invalid multiaddr {input:?}: {reason}")]
     InvalidMultiaddr {

@@ -103,6 +103,11 @@ pub(crate) enum Command {
         peer: PeerId,
         addr: Multiaddr,
     },
+    /// Dials a peer by id, at the addresses the behaviours (the DHT) know; not protected.
+    DialPeer {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
 }
 
 struct PeerState {
@@ -140,6 +145,8 @@ pub(crate) struct LoopParts {
     /// The swarm key's fingerprint, in a private network.
     pub private: Option<String>,
     pub metrics: libp2p::metrics::Metrics,
+    /// Told about each peer's first connection and its last disconnection.
+    pub bitswap: cairn_bitswap::Bitswap,
 }
 
 pub(crate) struct EventLoop {
@@ -169,6 +176,8 @@ pub(crate) struct EventLoop {
     public_key: PublicKey,
     private: Option<String>,
     metrics: libp2p::metrics::Metrics,
+    bitswap: cairn_bitswap::Bitswap,
+    peer_dials: HashMap<ConnectionId, Reply<()>>,
 }
 
 /// Ticks an optional interval; never resolves when there is none.
@@ -213,6 +222,8 @@ impl EventLoop {
             }),
             public_key: parts.public_key,
             private: parts.private,
+            bitswap: parts.bitswap,
+            peer_dials: HashMap::new(),
             metrics: parts.metrics,
         }
     }
@@ -457,6 +468,27 @@ impl EventLoop {
             Command::AddPeerAddress { peer, addr } => {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr);
             }
+            Command::DialPeer { peer, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.peer_dials.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Dial {
+                            target: peer.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
         }
     }
 
@@ -641,7 +673,11 @@ impl EventLoop {
                     self.protected.insert(peer_id);
                     let _ = reply.send(Ok(peer_id));
                 }
+                if let Some(reply) = self.peer_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
                 if num_established.get() == 1 {
+                    self.bitswap.peer_connected(peer_id);
                     tracing::debug!(%peer_id, %address, "peer connected");
                     self.peers.insert(
                         peer_id,
@@ -678,6 +714,7 @@ impl EventLoop {
                 ..
             } if self.peers.remove(&peer_id).is_some() => {
                 tracing::debug!(%peer_id, "peer disconnected");
+                self.bitswap.peer_disconnected(peer_id);
                 self.emit(NodeEvent::PeerDisconnected { peer_id });
                 self.bootstrap(BootstrapEvent::PeerDisconnected { peer_id });
             }
@@ -701,6 +738,12 @@ impl EventLoop {
                 if let Some((target, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Dial {
                         target,
+                        reason: error.to_string(),
+                    }));
+                }
+                if let Some(reply) = self.peer_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NodeError::Dial {
+                        target: peer_id.map(|p| p.to_string()).unwrap_or_default(),
                         reason: error.to_string(),
                     }));
                 }

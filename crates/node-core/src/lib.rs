@@ -14,6 +14,7 @@ pub mod config;
 pub mod connmgr;
 pub mod error;
 mod event_loop;
+pub mod exchange;
 mod node;
 pub mod repo;
 pub mod types;
@@ -21,11 +22,13 @@ pub mod types;
 pub use behaviour::{
     IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
 };
+pub use cairn_bitswap::{DagProgress, LedgerInfo, Stat as BitswapStat};
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
+pub use exchange::{ProvideConfig, ProvideStat, ProvideStrategy};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
-pub use node::{DIAL_TIMEOUT, Node, NodeBuilder};
+pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
 pub use repo::{Repo, default_repo_path};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{

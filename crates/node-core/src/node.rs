@@ -32,13 +32,17 @@ use crate::config::{Config, Profile};
 use crate::connmgr::ConnMgrLimits;
 use crate::error::{NodeError, RepoError};
 use crate::event_loop::{Command, EventLoop, LoopParts};
+use crate::exchange::{NodeRouting, NodeStore, ProvideConfig, ProvideStat, Provider};
 use crate::repo::{Repo, keypair_of, new_identity};
 use crate::types::{
     NodeEvent, PeerInfo, ProviderStream, ReceiverStream, Subscription, parse_multiaddr,
 };
+use cairn_bitswap::{Bitswap, DagProgress, LedgerInfo, Stat as BitswapStat};
 use cairn_bootstrap::{
     BootstrapConfig, BootstrapList, BootstrapPeer, BootstrapStatus, Bootstrapper,
 };
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 
@@ -320,6 +324,7 @@ impl NodeBuilder {
             max_connections: (conn_mgr.high_water as u32).saturating_mul(4).max(800),
         };
 
+        let provide_config = ProvideConfig::from_config(&config)?;
         let public_key = keypair.public();
         let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
         let mut registry = prometheus_client::registry::Registry::default();
@@ -344,6 +349,21 @@ impl NodeBuilder {
         let (stopped_tx, stopped_rx) = watch::channel(false);
         let cancel = CancellationToken::new();
         let store_slot: StoreSlot = Arc::new(parking_lot::RwLock::new(Some(blockstore)));
+        let bitswap = Bitswap::new(
+            cairn_bitswap::Config::default(),
+            Arc::new(NodeStore(store_slot.clone())),
+            Arc::new(NodeRouting(command_tx.clone())),
+            stream_control.clone(),
+            cancel.clone(),
+        )
+        .map_err(|e| NodeError::Swarm(e.to_string()))?;
+        bitswap.register_metrics(&mut registry);
+        let provider = Provider::spawn(
+            provide_config,
+            command_tx.clone(),
+            store_slot.clone(),
+            cancel.clone(),
+        );
         let seed = rand::random();
         let event_loop = EventLoop::new(LoopParts {
             swarm,
@@ -367,6 +387,7 @@ impl NodeBuilder {
             public_key: public_key.clone(),
             private,
             metrics,
+            bitswap: bitswap.clone(),
         });
         tokio::spawn(event_loop.run());
 
@@ -382,6 +403,8 @@ impl NodeBuilder {
                 stream: StreamControl(stream_control),
                 public_key,
                 protocols,
+                bitswap,
+                provider,
             }),
         };
         match tokio::time::timeout(LISTEN_TIMEOUT, ready_rx).await {
@@ -469,6 +492,78 @@ fn build_swarm(
     Ok(swarm)
 }
 
+/// Options for reading from the network: Kubo's global `offline` and `timeout` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// Read only the local store.
+    pub offline: bool,
+    /// Give up after this long.
+    pub timeout: Option<Duration>,
+}
+
+impl FetchOptions {
+    /// Only the local store.
+    pub fn offline() -> Self {
+        FetchOptions {
+            offline: true,
+            timeout: None,
+        }
+    }
+
+    /// From the network, giving up after `timeout` (none when `None`).
+    pub fn with_timeout(timeout: Option<Duration>) -> Self {
+        FetchOptions {
+            offline: false,
+            timeout,
+        }
+    }
+}
+
+/// The progress stream of [`Node::fetch_dag`].
+pub type DagFetch = BoxStream<'static, Result<DagProgress, NodeError>>;
+
+fn bitswap_error(e: cairn_bitswap::BitswapError) -> NodeError {
+    match e {
+        cairn_bitswap::BitswapError::Stopped => NodeError::NodeStopped,
+        other => NodeError::Bitswap(other.to_string()),
+    }
+}
+
+/// An offline DAG walk: reads the stored blocks, fails at the first missing one.
+fn local_walk(store: Blockstore, root: Cid) -> DagFetch {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::task::spawn_blocking(move || {
+        let mut stack = vec![root];
+        let mut seen = HashSet::from([root]);
+        let (mut blocks, mut bytes) = (0u64, 0u64);
+        while let Some(cid) = stack.pop() {
+            let item = match store.get(&cid) {
+                Ok(Some(b)) => match cairn_blockstore::codec::links(b.cid(), b.data()) {
+                    Ok(links) => {
+                        for l in links.into_iter().rev() {
+                            if seen.insert(l) {
+                                stack.push(l);
+                            }
+                        }
+                        blocks += 1;
+                        bytes += b.len() as u64;
+                        Ok(DagProgress::new(cid, blocks, bytes))
+                    }
+                    Err(e) => Err(NodeError::Blockstore(e)),
+                },
+                Ok(None) => Err(NodeError::BlockNotFound(cid)),
+                Err(e) => Err(NodeError::Blockstore(e)),
+            };
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx).boxed()
+}
+
 /// The raw-stream control (libp2p-stream's has no `Debug`).
 #[derive(Clone)]
 struct StreamControl(libp2p_stream::Control);
@@ -496,6 +591,8 @@ struct Shared {
     stream: StreamControl,
     public_key: libp2p::identity::PublicKey,
     protocols: Vec<String>,
+    bitswap: Bitswap,
+    provider: Provider,
 }
 
 impl Drop for Shared {
@@ -621,15 +718,154 @@ impl Node {
     }
 
     /// Stores a block; `true` if it was new.
+    ///
+    /// Peers waiting for the block get it, and with `Provide.Strategy` `all` it is queued for
+    /// announcement in the DHT.
     pub async fn put_block(&self, block: &Block) -> Result<bool, NodeError> {
-        let block = block.clone();
-        self.blocking(move |s| s.put(&block)).await
+        let b = block.clone();
+        let new = self.blocking(move |s| s.put(&b)).await?;
+        self.added(&[block], false);
+        Ok(new)
     }
 
-    /// Reads a block from the local store (the network path comes with Bitswap).
-    pub async fn get_block(&self, cid: &Cid) -> Result<Option<Block>, NodeError> {
+    /// Tells Bitswap and the provider about blocks stored through this handle (e.g. by an import
+    /// that wrote to [`Node::blockstore`] directly); `roots` marks them as DAG roots, announced
+    /// first.
+    pub fn added(&self, blocks: &[&Block], roots: bool) {
+        self.shared
+            .bitswap
+            .blocks_added(blocks.iter().map(|b| (*b.cid(), b.len())).collect());
+        if self.shared.provider.config.strategy == crate::exchange::ProvideStrategy::All {
+            self.announce(blocks.iter().map(|b| *b.cid()).collect(), roots);
+        }
+    }
+
+    /// Reads a block: from the local store, else from peers over Bitswap (asking connected peers,
+    /// then providers found in the DHT). Waits until a peer delivers; dropping the future cancels
+    /// the want. [`Node::get_block_with`] takes a timeout and an offline switch.
+    pub async fn get_block(&self, cid: &Cid) -> Result<Block, NodeError> {
+        self.get_block_with(cid, FetchOptions::default()).await
+    }
+
+    /// [`Node::get_block`] with options. Errors: [`NodeError::BlockNotFound`] when offline and the
+    /// block is not stored, [`NodeError::Timeout`] when `timeout` passes first.
+    pub async fn get_block_with(&self, cid: &Cid, opts: FetchOptions) -> Result<Block, NodeError> {
+        if let Some(b) = self.local_block(cid).await? {
+            return Ok(b);
+        }
+        if opts.offline {
+            return Err(NodeError::BlockNotFound(*cid));
+        }
+        let fetch = self.shared.bitswap.get(cid);
+        let block = match opts.timeout {
+            Some(t) => tokio::time::timeout(t, fetch)
+                .await
+                .map_err(|_| NodeError::Timeout("fetching a block"))?,
+            None => fetch.await,
+        };
+        block.map_err(bitswap_error)
+    }
+
+    /// Reads a block from the local store only.
+    pub async fn local_block(&self, cid: &Cid) -> Result<Option<Block>, NodeError> {
         let cid = *cid;
         self.blocking(move |s| s.get(&cid)).await
+    }
+
+    /// Fetches `root` and every block it links to (raw, dag-pb and dag-cbor links), reading what
+    /// is stored and fetching the rest over one Bitswap session, with a window of outstanding wants
+    /// that grows while blocks arrive. The stream yields one [`DagProgress`] per block and ends
+    /// after the last; the first error ends it ([`NodeError::BlockNotFound`] offline,
+    /// [`NodeError::Timeout`] after `timeout`). Dropping it cancels the fetch.
+    pub fn fetch_dag(&self, root: Cid, opts: FetchOptions) -> DagFetch {
+        let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+        let inner: BoxStream<'static, Result<DagProgress, NodeError>> = if opts.offline {
+            match self.blockstore() {
+                Ok(store) => local_walk(store, root),
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            }
+        } else {
+            let links: cairn_bitswap::LinksFn = Arc::new(|b: &Block| {
+                cairn_blockstore::codec::links(b.cid(), b.data()).map_err(|e| e.to_string())
+            });
+            self.shared
+                .bitswap
+                .session()
+                .fetch_dag(root, links)
+                .map(|r| r.map_err(bitswap_error))
+                .boxed()
+        };
+        match deadline {
+            None => inner,
+            Some(at) => {
+                let mut inner = inner;
+                let mut done = false;
+                futures::stream::poll_fn(move |cx| {
+                    use std::future::Future;
+                    if done {
+                        return std::task::Poll::Ready(None);
+                    }
+                    if let std::task::Poll::Ready(item) = inner.poll_next_unpin(cx) {
+                        return std::task::Poll::Ready(item);
+                    }
+                    let sleep = tokio::time::sleep_until(at);
+                    tokio::pin!(sleep);
+                    match sleep.poll(cx) {
+                        std::task::Poll::Ready(()) => {
+                            done = true;
+                            std::task::Poll::Ready(Some(Err(NodeError::Timeout("fetching a DAG"))))
+                        }
+                        std::task::Poll::Pending => std::task::Poll::Pending,
+                    }
+                })
+                .boxed()
+            }
+        }
+    }
+
+    /// Bitswap's counters, wantlist and peers (Kubo's `bitswap stat`).
+    pub async fn bitswap_stat(&self) -> Result<BitswapStat, NodeError> {
+        self.shared.bitswap.stat().await.map_err(bitswap_error)
+    }
+
+    /// The CIDs this node is fetching, or with `Some(peer)`, what that peer wants from this node.
+    pub async fn bitswap_wantlist(&self, peer: Option<PeerId>) -> Result<Vec<Cid>, NodeError> {
+        self.shared
+            .bitswap
+            .wantlist(peer)
+            .await
+            .map_err(bitswap_error)
+    }
+
+    /// What Bitswap exchanged with a peer (zeros for a peer it has not talked to).
+    pub async fn bitswap_ledger(&self, peer: PeerId) -> Result<LedgerInfo, NodeError> {
+        self.shared
+            .bitswap
+            .ledger(peer)
+            .await
+            .map_err(bitswap_error)
+    }
+
+    /// Queues CIDs for announcement in the DHT (roots go before other blocks); returns at once.
+    /// Does nothing when `Provide.Enabled` is false.
+    pub fn announce(&self, cids: Vec<Cid>, roots: bool) {
+        self.shared.provider.announce(cids, roots);
+    }
+
+    /// Queues everything `Provide.Strategy` selects for announcement now (Kubo's `bitswap
+    /// reprovide`); returns how many CIDs were queued.
+    pub async fn reprovide(&self) -> Result<u64, NodeError> {
+        self.shared.provider.reprovide().await
+    }
+
+    /// The provider queue's counters (`provide stat`).
+    pub fn provide_stat(&self) -> ProvideStat {
+        self.shared.provider.stat()
+    }
+
+    /// The providing settings in force.
+    pub fn provide_config(&self) -> ProvideConfig {
+        self.shared.provider.config.clone()
     }
 
     /// Whether the block is stored locally.
@@ -645,9 +881,15 @@ impl Node {
     }
 
     /// Pins a CID.
+    ///
+    /// With `Provide.Strategy` `pinned` or `roots`, the pinned CID is announced as a root.
     pub async fn pin(&self, cid: &Cid, mode: PinMode) -> Result<(), NodeError> {
-        let cid = *cid;
-        self.blocking(move |s| s.pin(&cid, mode)).await
+        let c = *cid;
+        self.blocking(move |s| s.pin(&c, mode)).await?;
+        if self.shared.provider.config.strategy != crate::exchange::ProvideStrategy::All {
+            self.announce(vec![*cid], true);
+        }
+        Ok(())
     }
 
     /// Removes a pin.

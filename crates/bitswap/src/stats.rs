@@ -1,0 +1,106 @@
+//! Counters behind `bitswap/stat` and the Prometheus metrics (`cairn_bitswap_*`).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Bitswap's counters since start. Atomic: read them from any thread.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub blocks_received: Counter,
+    pub data_received: Counter,
+    pub dup_blocks: Counter,
+    pub dup_data: Counter,
+    pub messages_received: Counter,
+    pub blocks_sent: Counter,
+    pub data_sent: Counter,
+    pub unwanted_blocks: Counter,
+    pub invalid_blocks: Counter,
+    pub bad_messages: Counter,
+    pub peers_dropped: Counter,
+    pub wants_dropped: Counter,
+    pub provider_searches: Counter,
+    pub wantlist: Gauge,
+    pub peers: Gauge,
+}
+
+impl Stats {
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("cairn_bitswap");
+        r.register(
+            "blocks_received",
+            "Blocks received from peers (duplicates included)",
+            self.blocks_received.clone(),
+        );
+        r.register(
+            "data_received_bytes",
+            "Bytes of blocks received from peers",
+            self.data_received.clone(),
+        );
+        r.register(
+            "dup_blocks_received",
+            "Blocks received that were already received",
+            self.dup_blocks.clone(),
+        );
+        r.register(
+            "dup_data_received_bytes",
+            "Bytes of duplicate blocks received",
+            self.dup_data.clone(),
+        );
+        r.register(
+            "messages_received",
+            "Bitswap messages received",
+            self.messages_received.clone(),
+        );
+        r.register(
+            "blocks_sent",
+            "Blocks sent to peers",
+            self.blocks_sent.clone(),
+        );
+        r.register(
+            "data_sent_bytes",
+            "Bytes of blocks sent to peers",
+            self.data_sent.clone(),
+        );
+        r.register(
+            "unwanted_blocks",
+            "Blocks received that nobody asked for (including corrupt ones)",
+            self.unwanted_blocks.clone(),
+        );
+        r.register(
+            "invalid_blocks",
+            "Blocks received whose prefix could not be hashed",
+            self.invalid_blocks.clone(),
+        );
+        r.register(
+            "bad_messages",
+            "Messages that could not be decoded",
+            self.bad_messages.clone(),
+        );
+        r.register(
+            "peers_dropped",
+            "Peers disconnected for sending unrequested or invalid blocks",
+            self.peers_dropped.clone(),
+        );
+        r.register(
+            "wants_dropped",
+            "Wants refused because a peer's ledger was full",
+            self.wants_dropped.clone(),
+        );
+        r.register(
+            "provider_searches",
+            "Provider lookups started for wanted blocks",
+            self.provider_searches.clone(),
+        );
+        r.register(
+            "wantlist_length",
+            "CIDs this node is fetching",
+            self.wantlist.clone(),
+        );
+        r.register(
+            "peers",
+            "Connected peers that speak Bitswap",
+            self.peers.clone(),
+        );
+    }
+}
