@@ -270,10 +270,11 @@ impl Core {
                 }
             }
             CoreMsg::WriterFailed { peer, unsupported } => {
+                // Either way the peer is no use until it reconnects (a new connection makes a
+                // fresh entry); asking it again now would only fail again.
+                tracing::debug!(%peer, unsupported, "bitswap: peer unreachable");
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    if unsupported {
-                        p.bitswap = false;
-                    }
+                    p.bitswap = false;
                     p.in_flight = 0;
                 }
                 self.forget_peer_wants(peer);
@@ -401,14 +402,32 @@ impl Core {
         }
     }
 
-    /// A peer is gone or unreachable: its want-blocks must go elsewhere.
+    /// A peer is gone or unreachable: its want-blocks go at once to the next peer that said HAVE,
+    /// or to everyone (and to a provider search when nobody is left).
     fn forget_peer_wants(&mut self, peer: PeerId) {
-        for w in self.wants.values_mut() {
-            if w.asked_block.is_some_and(|(p, _)| p == peer) {
-                w.asked_block = None;
-            }
+        let mut orphaned = Vec::new();
+        for (cid, w) in self.wants.iter_mut() {
             w.haves.retain(|p| *p != peer);
             w.asked.remove(&peer);
+            if w.asked_block.is_some_and(|(p, _)| p == peer) {
+                w.asked_block = None;
+                if !w.storing {
+                    orphaned.push((*cid, w.haves.first().copied()));
+                }
+            }
+        }
+        for (cid, next) in orphaned {
+            match next {
+                Some(p) => self.ask_block(cid, p),
+                None => {
+                    let session = self.wants.get(&cid).and_then(|w| w.session);
+                    if self.candidates(session).is_empty() {
+                        self.search(cid);
+                    } else {
+                        self.broadcast(cid);
+                    }
+                }
+            }
         }
     }
 
@@ -766,9 +785,10 @@ impl Core {
     /// Peers to ask: the session's connected peers if it has any, else every Bitswap peer; best
     /// (lowest latency) first.
     fn candidates(&self, session: Option<u64>) -> Vec<PeerId> {
-        let session_peers = session
-            .and_then(|s| self.sessions.get(&s))
-            .filter(|s| s.iter().any(|p| self.peers.get(p).is_some_and(|p| p.bitswap)));
+        let session_peers = session.and_then(|s| self.sessions.get(&s)).filter(|s| {
+            s.iter()
+                .any(|p| self.peers.get(p).is_some_and(|p| p.bitswap))
+        });
         let mut c: Vec<(PeerId, Duration)> = self
             .peers
             .iter()

@@ -334,7 +334,10 @@ async fn a_repo_node_keeps_blocks_and_releases_its_lock() {
 
     let second = Node::builder().repo(dir.path()).build().await.unwrap();
     assert_eq!(second.peer_id(), id, "identity comes from the repo");
-    assert_eq!(second.local_block(block.cid()).await.unwrap().unwrap(), block);
+    assert_eq!(
+        second.local_block(block.cid()).await.unwrap().unwrap(),
+        block
+    );
     assert_eq!(second.gc().await.unwrap().removed.len(), 0);
 }
 

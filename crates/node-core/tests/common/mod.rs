@@ -1,6 +1,7 @@
 //! Helpers shared by the node tests: nodes on 127.0.0.1, and waiting on events with a deadline.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod helia;
 
 use std::time::Duration;
