@@ -8,6 +8,7 @@
 //! - [`node`]: the libp2p node and its embedding API.
 //! - [`rpc`]: the Kubo-compatible `/api/v0` HTTP RPC.
 
+pub use cairn_bitswap as bitswap;
 pub use cairn_blockstore as blockstore;
 pub use cairn_bootstrap as bootstrap;
 pub use cairn_node_core as node;

@@ -198,7 +198,7 @@ async fn corrupt_and_unrequested_blocks_get_the_peer_dropped() {
     let fetch = tokio::spawn(async move {
         v.get_block_with(
             &cid,
-            FetchOptions::with_timeout(Some(Duration::from_secs(20))),
+            FetchOptions::with_timeout(Some(Duration::from_secs(5))),
         )
         .await
     });
