@@ -26,7 +26,7 @@ pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, Node, NodeBuilder};
-pub use repo::{Repo, default_repo_path};
+pub use repo::{KeyAlgorithm, Repo, default_repo_path};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
     Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream,

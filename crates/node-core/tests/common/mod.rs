@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod helia;
+pub mod kubo;
 
 use std::time::Duration;
 
