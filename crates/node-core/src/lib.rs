@@ -1,7 +1,7 @@
 //! # cairn-node-core
 //!
 //! The libp2p node behind cairn: a swarm that speaks what Kubo and Helia speak (TCP+Noise+Yamux,
-//! QUIC, identify, ping, Kademlia on `/ipfs/kad/1.0.0` in server mode, mDNS, gossipsub with
+//! QUIC, identify, ping, Kademlia on `/ipfs/kad/1.0.0` and Kubo's LAN DHT `/ipfs/lan/kad/1.0.0` in server mode, mDNS, gossipsub with
 //! go-compatible message ids), a repo on disk laid out like Kubo's, and the [`Node`] handle that a
 //! Rust program embeds.
 //!
@@ -12,10 +12,12 @@
 mod behaviour;
 pub mod config;
 pub mod connmgr;
+pub mod dual_dht;
 pub mod error;
 mod event_loop;
 mod node;
 pub mod repo;
+mod self_kad;
 pub mod types;
 
 pub use behaviour::{
