@@ -140,11 +140,17 @@ where
 /// its address, and cairn still answers from its own store after Kubo is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubo_provides_and_cairn_finds_it() -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some(mut kubo) = Kubo::start_or_skip(false).await else {
+    kubo_provides(false).await
+}
+
+/// The same with an RSA-keyed Kubo (`Qm...`), as the public bootstrap peers are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_kubo_provides_and_cairn_finds_it() -> anyhow::Result<()> {
+    kubo_provides(true).await
+}
+
+async fn kubo_provides(rsa: bool) -> anyhow::Result<()> {
+    let Some(mut kubo) = Kubo::start_or_skip(rsa).await else {
         return Ok(());
     };
     let kubo_id = parse_peer_id(&kubo.peer_id)?;
@@ -206,7 +212,17 @@ async fn kubo_provides_and_cairn_finds_it() -> anyhow::Result<()> {
 /// provider store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cairn_provides_and_kubo_serves_the_record() -> anyhow::Result<()> {
-    let Some(kubo) = Kubo::start_or_skip(false).await else {
+    cairn_provides(false).await
+}
+
+/// The same with an RSA-keyed Kubo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cairn_provides_and_rsa_kubo_serves_the_record() -> anyhow::Result<()> {
+    cairn_provides(true).await
+}
+
+async fn cairn_provides(rsa: bool) -> anyhow::Result<()> {
+    let Some(kubo) = Kubo::start_or_skip(rsa).await else {
         return Ok(());
     };
     let kubo_id = parse_peer_id(&kubo.peer_id)?;
