@@ -35,6 +35,19 @@ for dir in "$COMPAT"/helia-peer "$COMPAT"/kubo-client-smoke; do
   fi
 done
 
+step "kubo-peer (a real Kubo 0.22 from the kubo-python wheel; python3 with cffi and cryptography)"
+if ! python3 -c 'import cffi, cryptography' >/dev/null 2>&1; then
+  python3 -m pip install --quiet cffi cryptography \
+    || python3 -m pip install --quiet --break-system-packages cffi cryptography
+fi
+# ../shared may be read-only (CI copies it without write bits): then the library goes under target/.
+if [ -z "${KUBO_PEER_LIB:-}" ] && [ ! -f "$COMPAT/kubo-peer/lib/libkubo.so" ] \
+  && ! [ -w "$COMPAT/kubo-peer" ]; then
+  export KUBO_PEER_LIB="$PWD/target/kubo-peer-lib"
+fi
+bash "$COMPAT/kubo-peer/install.sh"
+# Tests that need Kubo fail loudly when it cannot start; CAIRN_SKIP_KUBO=1 skips them on purpose.
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

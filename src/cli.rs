@@ -64,6 +64,12 @@ pub enum Command {
         /// Profiles to apply, comma-separated: test, server, lan.
         #[arg(long, short = 'p', value_delimiter = ',')]
         profile: Vec<String>,
+        /// The identity's key algorithm: ed25519 (Kubo's default) or rsa, as `ipfs init -a`.
+        #[arg(long, short = 'a', default_value = "ed25519")]
+        algorithm: String,
+        /// RSA modulus size in bits (Kubo's default 2048; 2048 to 8192), as `ipfs init -b`.
+        #[arg(long, short = 'b')]
+        bits: Option<usize>,
     },
     /// Run the node and its RPC.
     Daemon(DaemonArgs),

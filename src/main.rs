@@ -110,13 +110,22 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         .unwrap_or_else(cairn::node::default_repo_path);
     let json = cli.encoding == Encoding::Json;
     match cli.command {
-        Command::Init { profile } => {
+        Command::Init {
+            profile,
+            algorithm,
+            bits,
+        } => {
             let profiles = profile
                 .iter()
                 .map(|p| p.parse())
                 .collect::<Result<Vec<_>, _>>()?;
-            let config = cairn::node::Repo::init(&repo, &profiles)?;
+            let algorithm = cairn::node::repo::KeyAlgorithm::from_name(&algorithm, bits)?;
+            let config = cairn::node::Repo::init_with(&repo, &profiles, algorithm)?;
             out!("initializing cairn node at {}", repo.display());
+            if let cairn::node::repo::KeyAlgorithm::Rsa { bits } = algorithm {
+                // Kubo's line for an RSA init.
+                out!("generated {bits}-bit RSA keypair");
+            }
             out!("peer identity: {}", config.identity.peer_id);
             return Ok(0);
         }

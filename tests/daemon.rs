@@ -475,3 +475,32 @@ fn config_and_bootstrap_edit_the_repo_when_no_daemon_runs() {
     // Client commands still need the daemon, and say so.
     assert!(fails(r, &["id"]).contains("daemon is not running"));
 }
+
+#[test]
+fn init_with_an_rsa_identity_as_kubo_does_and_the_daemon_runs_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let out = ok(r, &["init", "--profile", "test", "--algorithm", "rsa"]);
+    assert!(out.contains("2048-bit RSA"), "{out}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("config")).unwrap()).unwrap();
+    let peer_id = config["Identity"]["PeerID"].as_str().unwrap().to_string();
+    assert!(peer_id.starts_with("Qm"), "{peer_id}");
+    assert!(out.contains(&peer_id), "{out}");
+
+    // The daemon loads the RSA key and announces the same id.
+    let mut daemon = Daemon::start(r, &[]);
+    assert!(ok(r, &["id"]).contains(&peer_id));
+    ok(r, &["shutdown"]);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 0);
+
+    // Kubo's limits and names: -b below 2048 and unknown algorithms are refused, nothing written.
+    let other = tempfile::tempdir().unwrap();
+    let err = fails(other.path(), &["init", "-a", "rsa", "-b", "1024"]);
+    assert!(err.contains("between 2048 and 8192 bits"), "{err}");
+    let err = fails(other.path(), &["init", "-a", "dsa"]);
+    assert!(err.contains("unknown key algorithm"), "{err}");
+    assert!(!other.path().join("config").exists());
+    let out = ok(other.path(), &["init", "-a", "ed25519", "-p", "test"]);
+    assert!(out.contains("12D3KooW"), "{out}");
+}

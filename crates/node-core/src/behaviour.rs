@@ -9,6 +9,8 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping};
 
+use crate::self_kad::SelfAnsweringKad;
+
 /// The identify protocol version string Kubo sends.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
 
@@ -29,7 +31,10 @@ pub(crate) struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// The WAN DHT (`/ipfs/kad/1.0.0`); derefs to `kad::Behaviour`.
+    pub kad: SelfAnsweringKad,
+    /// Kubo's LAN DHT (`/ipfs/lan/kad/1.0.0`): see [`crate::dual_dht`].
+    pub lan_kad: SelfAnsweringKad,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
     /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap next).
@@ -43,6 +48,7 @@ pub(crate) fn local_protocols(opts: &BehaviourOptions) -> Vec<String> {
         "/ipfs/id/push/1.0.0",
         "/ipfs/ping/1.0.0",
         "/ipfs/kad/1.0.0",
+        "/ipfs/lan/kad/1.0.0",
         "/ipfs/bitswap",
         "/ipfs/bitswap/1.0.0",
         "/ipfs/bitswap/1.1.0",
@@ -102,24 +108,10 @@ pub(crate) fn build(
 
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
 
-    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-    kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
-    // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
-    // batches on Provide.DHT.Interval instead (exchange.rs).
-    kad_config.set_provider_publication_interval(None);
-    let store = kad::store::MemoryStore::with_config(
-        peer_id,
-        kad::store::MemoryStoreConfig {
-            max_records: 64 * 1024,
-            max_value_bytes: 65 * 1024,
-            max_providers_per_key: 64,
-            max_provided_keys: 1 << 20,
-        },
-    );
-    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-    // Auto mode starts as a client until an external address is confirmed, and then peers would not
-    // add us to their tables: a storage node always serves the DHT.
-    kad.set_mode(Some(kad::Mode::Server));
+    let kad = dht(peer_id, KAD_PROTOCOL);
+    // Kubo's LAN DHT, beside the WAN one: the only one Kubo speaks with peers it sees on private or
+    // loopback addresses (see crate::dual_dht).
+    let lan_kad = dht(peer_id, crate::dual_dht::LAN_KAD_PROTOCOL);
 
     let mdns = if opts.mdns {
         Some(
@@ -156,13 +148,36 @@ pub(crate) fn build(
         identify,
         ping,
         kad,
+        lan_kad,
         mdns: mdns.into(),
         gossipsub: gossipsub.into(),
         stream: libp2p_stream::Behaviour::new(),
     })
 }
 
-/// Whether a peer's identify info says it serves Kubo's DHT.
-pub(crate) fn serves_dht(protocols: &[StreamProtocol]) -> bool {
-    protocols.contains(&KAD_PROTOCOL)
+/// A Kademlia behaviour on `protocol` in server mode, with the node's record limits.
+fn dht(peer_id: libp2p::PeerId, protocol: StreamProtocol) -> SelfAnsweringKad {
+    let mut kad_config = kad::Config::new(protocol);
+    kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
+    // Inbound records come to the event loop, which stores them (crate::dual_dht::on_inbound) and
+    // reports provider records as NodeEvent::ProviderRecordStored.
+    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
+    // batches on Provide.DHT.Interval instead (exchange.rs).
+    kad_config.set_provider_publication_interval(None);
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: 64 * 1024,
+            max_value_bytes: 65 * 1024,
+            max_providers_per_key: 64,
+            max_provided_keys: 1 << 20,
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+    // Auto mode starts as a client until an external address is confirmed, and then peers would not
+    // add us to their tables: a storage node always serves the DHT.
+    kad.set_mode(Some(kad::Mode::Server));
+    // Kubo 0.22 only keeps peers that answer FIND_NODE(self) with someone: see crate::self_kad.
+    SelfAnsweringKad::new(kad, peer_id)
 }

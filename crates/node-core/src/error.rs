@@ -123,6 +123,24 @@ pub enum RepoError {
     /// An unknown profile name.
     #[error("unknown profile {0:?} (known: test, server, lan)")]
     UnknownProfile(String),
+    /// `--algorithm` names a key type `init` cannot generate (Kubo's `ipfs init -a` takes the same
+    /// two names).
+    #[error("unknown key algorithm {0:?} (known: ed25519, rsa)")]
+    UnknownAlgorithm(String),
+    /// An RSA size outside what go-libp2p accepts (2048..=8192 bits): Kubo refuses such keys, and
+    /// peers would refuse to handshake with them.
+    #[error("RSA keys must be between {min} and {max} bits, got {bits}")]
+    RsaKeySize {
+        /// The size asked for, in bits.
+        bits: usize,
+        /// The smallest size allowed, in bits.
+        min: usize,
+        /// The largest size allowed, in bits.
+        max: usize,
+    },
+    /// Generating or encoding a new key failed (the OS random source, or the encoder).
+    #[error("generating the identity key: {0}")]
+    KeyGeneration(String),
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -24,8 +24,9 @@ use cairn_bootstrap::{
 };
 use libp2p::identity::PublicKey;
 
-use crate::behaviour::{Behaviour, BehaviourEvent, serves_dht};
+use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
+use crate::dual_dht::{Dht, DualDht, table_addrs};
 use crate::error::NodeError;
 use crate::repo::Repo;
 use crate::types::{Direction, NodeEvent, PeerInfo, Provider, PubsubMessage, peer_id_of};
@@ -121,12 +122,6 @@ struct PeerState {
     listen_addrs: Vec<Multiaddr>,
 }
 
-struct ProviderQuery {
-    sender: mpsc::Sender<Provider>,
-    seen: HashSet<PeerId>,
-    limit: usize,
-}
-
 /// Everything the event loop is built from.
 pub(crate) struct LoopParts {
     pub swarm: Swarm<Behaviour>,
@@ -164,9 +159,8 @@ pub(crate) struct EventLoop {
     stopped: watch::Sender<bool>,
     peers: HashMap<PeerId, PeerState>,
     dials: HashMap<ConnectionId, (String, Reply<PeerId>)>,
-    provides: HashMap<QueryId, Reply<()>>,
-    provider_queries: HashMap<QueryId, ProviderQuery>,
-    find_peer: HashMap<QueryId, (PeerId, Reply<Vec<Multiaddr>>)>,
+    /// Provide, find-providers and find-peer on the WAN and LAN DHTs.
+    dht: DualDht,
     subscriptions: HashMap<TopicHash, Vec<mpsc::Sender<PubsubMessage>>>,
     last_trim: Option<Instant>,
     bootstrapper: Bootstrapper,
@@ -207,9 +201,7 @@ impl EventLoop {
             stopped: parts.stopped,
             peers: HashMap::new(),
             dials: HashMap::new(),
-            provides: HashMap::new(),
-            provider_queries: HashMap::new(),
-            find_peer: HashMap::new(),
+            dht: DualDht::default(),
             subscriptions: HashMap::new(),
             last_trim: None,
             bootstrapper: parts.bootstrapper,
@@ -407,42 +399,20 @@ impl EventLoop {
                     )));
                     return;
                 }
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(kad::RecordKey::from(*cid.hash()))
-                {
-                    Ok(id) => {
-                        self.provides.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(NodeError::Routing(format!("provide: {e}"))));
-                    }
-                }
+                let key = kad::RecordKey::from(*cid.hash());
+                self.dht.provide(self.swarm.behaviour_mut(), key, reply);
             }
             Command::FindProviders { cid, limit, sender } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_providers(kad::RecordKey::from(*cid.hash()));
-                self.provider_queries.insert(
-                    id,
-                    ProviderQuery {
-                        sender,
-                        seen: HashSet::new(),
-                        limit,
-                    },
-                );
+                let key = kad::RecordKey::from(*cid.hash());
+                self.dht
+                    .find_providers(self.swarm.behaviour_mut(), key, limit, sender);
             }
             Command::FindPeer { peer, reply } => {
                 if let Some(addrs) = self.connected_addrs(&peer) {
                     let _ = reply.send(Ok(addrs));
                     return;
                 }
-                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                self.find_peer.insert(id, (peer, reply));
+                self.dht.find_peer(self.swarm.behaviour_mut(), peer, reply);
             }
             Command::Protect { peer, protect } => {
                 if protect {
@@ -586,27 +556,7 @@ impl EventLoop {
     }
 
     fn connected_addrs(&self, peer: &PeerId) -> Option<Vec<Multiaddr>> {
-        let state = self.peers.get(peer)?;
-        let mut addrs = state.listen_addrs.clone();
-        if !addrs.contains(&state.address) {
-            addrs.push(state.address.clone());
-        }
-        Some(addrs)
-    }
-
-    fn known_addrs(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
-        if let Some(addrs) = self.connected_addrs(peer) {
-            return addrs;
-        }
-        let mut out = Vec::new();
-        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
-            for entry in bucket.iter() {
-                if entry.node.key.preimage() == peer {
-                    out.extend(entry.node.value.iter().cloned());
-                }
-            }
-        }
-        out
+        connected_addrs(&self.peers, peer)
     }
 
     // ---- swarm events ----------------------------------------------------------------------
@@ -616,7 +566,7 @@ impl EventLoop {
         self.metrics.record(&event);
         if let SwarmEvent::Behaviour(b) = &event {
             match b {
-                BehaviourEvent::Kad(e) => self.metrics.record(e),
+                BehaviourEvent::Kad(e) | BehaviourEvent::LanKad(e) => self.metrics.record(e),
                 BehaviourEvent::Identify(e) => self.metrics.record(e),
                 BehaviourEvent::Ping(e) => self.metrics.record(e),
                 BehaviourEvent::Gossipsub(e) => self.metrics.record(e),
@@ -776,14 +726,12 @@ impl EventLoop {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if serves_dht(&info.protocols) {
-                    for addr in &info.listen_addrs {
-                        self.swarm
-                            .behaviour_mut()
-                            .kad
-                            .add_address(&peer_id, addr.clone());
-                    }
-                }
+                crate::dual_dht::add_identified(
+                    self.swarm.behaviour_mut(),
+                    &peer_id,
+                    &info.protocols,
+                    &info.listen_addrs,
+                );
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.agent_version = Some(info.agent_version.clone());
@@ -846,78 +794,45 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => {
-                self.on_query(id, result, step.last);
+                self.on_query(Dht::Wan, id, result, step.last);
+            }
+            BehaviourEvent::LanKad(kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                step,
+                ..
+            }) => {
+                self.on_query(Dht::Lan, id, result, step.last);
+            }
+            BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
+                self.on_inbound(Dht::Wan, request);
+            }
+            BehaviourEvent::LanKad(kad::Event::InboundRequest { request }) => {
+                self.on_inbound(Dht::Lan, request);
             }
             _ => {}
         }
     }
 
-    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
-        match result {
-            QueryResult::StartProviding(r) => {
-                if let Some(reply) = self.provides.remove(&id) {
-                    let _ = reply.send(
-                        r.map(|_| ())
-                            .map_err(|e| NodeError::Routing(format!("provide: {e}"))),
-                    );
-                }
-            }
-            QueryResult::GetProviders(r) => {
-                let Some(mut query) = self.provider_queries.remove(&id) else {
-                    return;
-                };
-                let mut done = last;
-                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
-                    for peer in providers {
-                        if query.seen.insert(peer) {
-                            let provider = Provider {
-                                peer_id: peer,
-                                addresses: self.known_addrs(&peer),
-                            };
-                            if query.sender.try_send(provider).is_err() {
-                                done = true; // the consumer went away or cannot keep up
-                            }
-                        }
-                    }
-                    done |= query.seen.len() >= query.limit;
-                } else if r.is_err() {
-                    done = true;
-                }
-                if done {
-                    if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-                        q.finish();
-                    }
-                } else {
-                    self.provider_queries.insert(id, query);
-                }
-            }
-            QueryResult::GetClosestPeers(r) => {
-                let Some((target, reply)) = self.find_peer.remove(&id) else {
-                    return;
-                };
-                let peers = match r {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                };
-                let found = peers
-                    .into_iter()
-                    .find(|p| p.peer_id == target)
-                    .map(|p| p.addrs);
-                let result = match found {
-                    Some(addrs) if !addrs.is_empty() => Ok(addrs),
-                    _ => {
-                        let addrs = self.known_addrs(&target);
-                        if addrs.is_empty() {
-                            Err(NodeError::PeerNotFound(target.to_base58()))
-                        } else {
-                            Ok(addrs)
-                        }
-                    }
-                };
-                let _ = reply.send(result);
-            }
-            _ => {}
+    fn on_inbound(&mut self, dht: Dht, request: kad::InboundRequest) {
+        if let Some(event) = crate::dual_dht::on_inbound(self.swarm.behaviour_mut(), dht, request) {
+            self.emit(event);
         }
+    }
+
+    fn on_query(&mut self, dht: Dht, id: QueryId, result: QueryResult, last: bool) {
+        let peers = &self.peers;
+        let mut addrs_of = |b: &mut Behaviour, peer: &PeerId| {
+            connected_addrs(peers, peer).unwrap_or_else(|| table_addrs(b, peer))
+        };
+        self.dht.on_query(
+            self.swarm.behaviour_mut(),
+            dht,
+            id,
+            result,
+            last,
+            &mut addrs_of,
+        );
     }
 
     // ---- bootstrap and discovery --------------------------------------------------------------
@@ -1060,7 +975,7 @@ impl EventLoop {
         for topic in closed {
             self.drop_topic(topic);
         }
-        self.provider_queries.retain(|_, q| !q.sender.is_closed());
+        self.dht.prune(self.swarm.behaviour_mut());
     }
 
     fn maybe_trim(&mut self) {
@@ -1098,4 +1013,14 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
+}
+
+/// A connected peer's addresses: those it listens on (from identify) and the one we reached.
+fn connected_addrs(peers: &HashMap<PeerId, PeerState>, peer: &PeerId) -> Option<Vec<Multiaddr>> {
+    let state = peers.get(peer)?;
+    let mut addrs = state.listen_addrs.clone();
+    if !addrs.contains(&state.address) {
+        addrs.push(state.address.clone());
+    }
+    Some(addrs)
 }

@@ -1,7 +1,7 @@
 //! # cairn-node-core
 //!
 //! The libp2p node behind cairn: a swarm that speaks what Kubo and Helia speak (TCP+Noise+Yamux,
-//! QUIC, identify, ping, Kademlia on `/ipfs/kad/1.0.0` in server mode, mDNS, gossipsub with
+//! QUIC, identify, ping, Kademlia on `/ipfs/kad/1.0.0` and Kubo's LAN DHT `/ipfs/lan/kad/1.0.0` in server mode, mDNS, gossipsub with
 //! go-compatible message ids), a repo on disk laid out like Kubo's, and the [`Node`] handle that a
 //! Rust program embeds.
 //!
@@ -12,11 +12,13 @@
 mod behaviour;
 pub mod config;
 pub mod connmgr;
+pub mod dual_dht;
 pub mod error;
 mod event_loop;
 pub mod exchange;
 mod node;
 pub mod repo;
+mod self_kad;
 pub mod types;
 
 pub use behaviour::{
@@ -29,7 +31,7 @@ pub use error::{NodeError, RepoError};
 pub use exchange::{ProvideConfig, ProvideStat, ProvideStrategy};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
-pub use repo::{Repo, default_repo_path};
+pub use repo::{KeyAlgorithm, Repo, default_repo_path};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
     Direction, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream,

@@ -26,24 +26,113 @@ pub fn default_repo_path() -> PathBuf {
     home.join(".cairn")
 }
 
-/// A new Ed25519 identity in Kubo's config encoding.
-pub fn new_identity() -> (Keypair, Identity) {
-    let keypair = Keypair::generate_ed25519();
-    let identity = identity_of(&keypair);
-    (keypair, identity)
+/// The key algorithm of a new identity, as Kubo's `ipfs init --algorithm/-a` (and `--bits/-b`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// Ed25519: Kubo's default since 0.13, peer ids `12D3KooW...`.
+    Ed25519,
+    /// RSA with a modulus of `bits` bits (Kubo's default 2048); peer ids `Qm...`, as older Kubo
+    /// repos and most of Kubo's bootstrap list have.
+    Rsa {
+        /// The modulus size in bits, within [`RSA_MIN_BITS`]..=[`RSA_MAX_BITS`].
+        bits: usize,
+    },
 }
 
-/// The `Identity` config section of a key pair.
-pub fn identity_of(keypair: &Keypair) -> Identity {
-    let encoded = keypair.to_protobuf_encoding().expect("ed25519 keys encode");
-    Identity {
-        peer_id: keypair.public().to_peer_id().to_base58(),
-        priv_key: base64::engine::general_purpose::STANDARD.encode(encoded),
-        extra: Default::default(),
+/// Kubo's default RSA size for `ipfs init -a rsa` (`-b` default), in bits.
+pub const RSA_DEFAULT_BITS: usize = 2048;
+/// go-libp2p's `MinRsaKeyBits`: smaller RSA keys are refused in handshakes.
+pub const RSA_MIN_BITS: usize = 2048;
+/// go-libp2p's `maxRsaKeyBits`: larger RSA keys are refused in handshakes.
+pub const RSA_MAX_BITS: usize = 8192;
+
+impl KeyAlgorithm {
+    /// The algorithm named as Kubo's `--algorithm` names it (`ed25519`, `rsa`), with `bits` for RSA
+    /// ([`RSA_DEFAULT_BITS`] when `None`). `bits` with Ed25519 is ignored, as Kubo ignores it.
+    pub fn from_name(name: &str, bits: Option<usize>) -> Result<Self, RepoError> {
+        match name.to_ascii_lowercase().as_str() {
+            "ed25519" => Ok(KeyAlgorithm::Ed25519),
+            "rsa" => {
+                let bits = bits.unwrap_or(RSA_DEFAULT_BITS);
+                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+                    return Err(RepoError::RsaKeySize {
+                        bits,
+                        min: RSA_MIN_BITS,
+                        max: RSA_MAX_BITS,
+                    });
+                }
+                Ok(KeyAlgorithm::Rsa { bits })
+            }
+            _ => Err(RepoError::UnknownAlgorithm(name.to_string())),
+        }
     }
 }
 
+/// A new Ed25519 identity in Kubo's config encoding.
+pub fn new_identity() -> (Keypair, Identity) {
+    let keypair = Keypair::generate_ed25519();
+    let identity = identity_of(&keypair).expect("ed25519 keys encode");
+    (keypair, identity)
+}
+
+/// A new identity of the given algorithm in Kubo's config encoding. RSA generation takes about a
+/// second for 2048 bits (longer for larger keys: it searches for primes).
+pub fn generate_identity(algorithm: KeyAlgorithm) -> Result<(Keypair, Identity), RepoError> {
+    match algorithm {
+        KeyAlgorithm::Ed25519 => Ok(new_identity()),
+        KeyAlgorithm::Rsa { bits } => {
+            use rsa::pkcs1::EncodeRsaPrivateKey as _;
+            let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
+                .map_err(|e| RepoError::KeyGeneration(e.to_string()))?;
+            let der = key
+                .to_pkcs1_der()
+                .map_err(|e| RepoError::KeyGeneration(e.to_string()))?;
+            let encoded = rsa_private_key_protobuf(der.as_bytes());
+            // Decoding our own encoding is what a later open does, so the repo is known to load.
+            let keypair = Keypair::from_protobuf_encoding(&encoded)
+                .map_err(|e| RepoError::KeyGeneration(e.to_string()))?;
+            let identity = Identity {
+                peer_id: keypair.public().to_peer_id().to_base58(),
+                priv_key: base64::engine::general_purpose::STANDARD.encode(&encoded),
+                extra: Default::default(),
+            };
+            Ok((keypair, identity))
+        }
+    }
+}
+
+/// libp2p's `PrivateKey` protobuf (`Type = RSA (0)`, `Data` = PKCS#1 DER), which is what Kubo
+/// stores base64-encoded in `Identity.PrivKey` for RSA keys. libp2p-identity decodes this form but
+/// will not encode RSA keys, so it is written by hand: field 1 varint, field 2 length-delimited.
+fn rsa_private_key_protobuf(pkcs1_der: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x08, 0x00, 0x12];
+    let mut len = pkcs1_der.len();
+    while len >= 0x80 {
+        out.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(pkcs1_der);
+    out
+}
+
+/// The `Identity` config section of a key pair. RSA key pairs cannot be re-encoded
+/// (libp2p-identity keeps no encodable form of them): [`RepoError::KeyGeneration`]; make RSA
+/// identities with [`generate_identity`].
+pub fn identity_of(keypair: &Keypair) -> Result<Identity, RepoError> {
+    let encoded = keypair
+        .to_protobuf_encoding()
+        .map_err(|e| RepoError::KeyGeneration(e.to_string()))?;
+    Ok(Identity {
+        peer_id: keypair.public().to_peer_id().to_base58(),
+        priv_key: base64::engine::general_purpose::STANDARD.encode(encoded),
+        extra: Default::default(),
+    })
+}
+
 /// The key pair stored in a config's `Identity.PrivKey`, checked against `Identity.PeerID`.
+/// Every key type Kubo writes loads: Ed25519, RSA (PKCS#1 DER inside the protobuf, as go-libp2p
+/// marshals it), secp256k1 and ECDSA.
 pub fn keypair_of(identity: &Identity) -> Result<Keypair, RepoError> {
     let invalid = |reason: String| RepoError::InvalidValue {
         key: "Identity.PrivKey".into(),
@@ -83,11 +172,20 @@ impl Repo {
     /// Creates a repo: a new identity and a config with Kubo's defaults and the given profiles.
     /// A repo that already has a config is [`RepoError::AlreadyInitialized`].
     pub fn init(path: &Path, profiles: &[Profile]) -> Result<Config, RepoError> {
+        Self::init_with(path, profiles, KeyAlgorithm::Ed25519)
+    }
+
+    /// [`Repo::init`] with an identity of the given algorithm (`cairn init --algorithm`).
+    pub fn init_with(
+        path: &Path,
+        profiles: &[Profile],
+        algorithm: KeyAlgorithm,
+    ) -> Result<Config, RepoError> {
         if Self::is_initialized(path) {
             return Err(RepoError::AlreadyInitialized(path.to_path_buf()));
         }
+        let (_, identity) = generate_identity(algorithm)?;
         fs::create_dir_all(path).map_err(RepoError::io("create", path))?;
-        let (_, identity) = new_identity();
         let mut config = Config::with_identity(identity);
         for p in profiles {
             p.apply(&mut config);
@@ -336,5 +434,84 @@ mod tests {
                 .starts_with("invalid config value Identity.PrivKey"),
             "{err}"
         );
+    }
+
+    /// An RSA identity exactly as Kubo 0.22 wrote it into a repo's config (kubo-peer `--rsa`; a
+    /// throwaway key made for this test).
+    const KUBO_RSA_IDENTITY: &str = include_str!("../testdata/kubo-rsa-identity.json");
+
+    #[test]
+    fn kubos_rsa_identity_loads_with_its_qm_peer_id() {
+        let json: serde_json::Value = serde_json::from_str(KUBO_RSA_IDENTITY).unwrap();
+        let identity = Identity {
+            peer_id: json["PeerID"].as_str().unwrap().into(),
+            priv_key: json["PrivKey"].as_str().unwrap().into(),
+            extra: Default::default(),
+        };
+        let key = keypair_of(&identity).expect("Kubo's RSA PrivKey loads");
+        assert_eq!(key.key_type(), libp2p::identity::KeyType::RSA);
+        let peer_id = key.public().to_peer_id().to_base58();
+        assert!(peer_id.starts_with("Qm"), "{peer_id}");
+        assert_eq!(peer_id, identity.peer_id);
+        // It signs, and the signature verifies with the public key peers derive from the peer id.
+        let sig = key.sign(b"cairn").unwrap();
+        assert!(key.public().verify(b"cairn", &sig));
+    }
+
+    #[test]
+    fn an_rsa_repo_initialises_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Repo::init_with(
+            dir.path(),
+            &[Profile::Test],
+            KeyAlgorithm::from_name("rsa", None).unwrap(),
+        )
+        .unwrap();
+        assert!(config.identity.peer_id.starts_with("Qm"));
+        let repo = Repo::open(dir.path()).unwrap();
+        let key = repo.keypair().unwrap();
+        assert_eq!(key.key_type(), libp2p::identity::KeyType::RSA);
+        assert_eq!(
+            key.public().to_peer_id().to_base58(),
+            config.identity.peer_id
+        );
+        // Kubo's form: protobuf Type = RSA (0), then the PKCS#1 DER (a SEQUENCE).
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&config.identity.priv_key)
+            .unwrap();
+        assert_eq!(&raw[..3], &[0x08, 0x00, 0x12]);
+        assert_eq!(raw[5], 0x30, "PKCS#1 DER starts with a SEQUENCE");
+    }
+
+    #[test]
+    fn algorithm_names_and_rsa_sizes_follow_kubo() {
+        assert_eq!(
+            KeyAlgorithm::from_name("ED25519", Some(4096)).unwrap(),
+            KeyAlgorithm::Ed25519
+        );
+        assert_eq!(
+            KeyAlgorithm::from_name("rsa", None).unwrap(),
+            KeyAlgorithm::Rsa { bits: 2048 }
+        );
+        let err = KeyAlgorithm::from_name("rsa", Some(1024)).unwrap_err();
+        assert!(
+            matches!(err, RepoError::RsaKeySize { bits: 1024, .. }),
+            "{err}"
+        );
+        assert!(KeyAlgorithm::from_name("rsa", Some(16384)).is_err());
+        let err = KeyAlgorithm::from_name("dsa", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown key algorithm \"dsa\" (known: ed25519, rsa)"
+        );
+    }
+
+    #[test]
+    fn rsa_protobuf_length_is_a_varint() {
+        let long = vec![0x30; 300];
+        let pb = rsa_private_key_protobuf(&long);
+        // 300 = 0b10_0101100: 0xac 0x02.
+        assert_eq!(&pb[..5], &[0x08, 0x00, 0x12, 0xac, 0x02]);
+        assert_eq!(pb.len(), 5 + 300);
     }
 }

@@ -90,6 +90,17 @@ pub enum NodeEvent {
     ListenAddrAdded(Multiaddr),
     /// The node stopped listening on an address.
     ListenAddrRemoved(Multiaddr),
+    /// A peer put a provider record to this node (a DHT `ADD_PROVIDER`), and it was stored: this
+    /// node now answers `GET_PROVIDERS` for the key with that peer.
+    ProviderRecordStored {
+        /// The record's key: the multihash bytes of the CID (Kubo keys provider records by
+        /// multihash, so CIDv0 and CIDv1 of the same bytes share one).
+        key: Vec<u8>,
+        /// The peer that provides it.
+        provider: PeerId,
+        /// Whether it came over Kubo's LAN DHT (`/ipfs/lan/kad/1.0.0`) rather than the WAN one.
+        lan: bool,
+    },
 }
 
 /// A pubsub message as Kubo's `pubsub/sub` reports it.

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod helia;
+pub mod kubo;
 pub mod rogue;
 
 use std::time::Duration;
