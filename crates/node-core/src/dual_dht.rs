@@ -72,9 +72,17 @@ pub(crate) fn is_lan_addr(addr: &Multiaddr) -> bool {
     }
 }
 
-/// The addresses a DHT routing table holds for a peer, from both tables, each once.
+/// The addresses the DHTs know for a peer: from both routing tables, and from the provider
+/// answers that named it, each once.
 pub(crate) fn table_addrs(b: &mut Behaviour, peer: &PeerId) -> Vec<Multiaddr> {
     let mut out: Vec<Multiaddr> = Vec::new();
+    for kad in [&b.kad, &b.lan_kad] {
+        for a in kad.provider_addrs(peer).unwrap_or_default() {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
     for dht in Dht::BOTH {
         for bucket in kad_of(b, dht).kbuckets() {
             for entry in bucket.iter() {

@@ -13,7 +13,7 @@
 //! It also hands kad the node's listen addresses as its own (see `on_swarm_event`), so the provider
 //! records cairn puts carry addresses, which go requires.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::task::{Context, Poll};
 
@@ -40,7 +40,14 @@ pub(crate) struct SelfAnsweringKad {
     /// Our listen addresses, for the answer (unspecified ones left out: useless to a dialler).
     listen_addrs: Vec<Multiaddr>,
     answers: VecDeque<ToSwarm<kad::Event, HandlerIn>>,
+    /// Addresses that `GET_PROVIDERS` answers gave for providers. rust-libp2p reports providers
+    /// by id only; these let a lookup hand its caller a dialable provider (go and js include the
+    /// addresses in the answer for that reason). Bounded: cleared when full.
+    provider_addrs: HashMap<PeerId, Vec<Multiaddr>>,
 }
+
+/// How many providers' addresses [`SelfAnsweringKad`] remembers (a few hundred bytes each).
+const PROVIDER_ADDRS_CAP: usize = 4096;
 
 impl SelfAnsweringKad {
     pub fn new(inner: Inner, local: PeerId) -> Self {
@@ -49,7 +56,13 @@ impl SelfAnsweringKad {
             local,
             listen_addrs: Vec::new(),
             answers: VecDeque::new(),
+            provider_addrs: HashMap::new(),
         }
+    }
+
+    /// The addresses a `GET_PROVIDERS` answer last gave for `peer`, if any.
+    pub fn provider_addrs(&self, peer: &PeerId) -> Option<&[Multiaddr]> {
+        self.provider_addrs.get(peer).map(Vec::as_slice)
     }
 }
 
@@ -186,9 +199,18 @@ impl NetworkBehaviour for SelfAnsweringKad {
                     },
                 });
             }
-            event => self
-                .inner
-                .on_connection_handler_event(peer_id, connection, event),
+            event => {
+                if let HandlerOut::GetProvidersRes { provider_peers, .. } = &event {
+                    if self.provider_addrs.len() >= PROVIDER_ADDRS_CAP {
+                        self.provider_addrs.clear();
+                    }
+                    for p in provider_peers.iter().filter(|p| !p.multiaddrs.is_empty()) {
+                        self.provider_addrs.insert(p.node_id, p.multiaddrs.clone());
+                    }
+                }
+                self.inner
+                    .on_connection_handler_event(peer_id, connection, event)
+            }
         }
     }
 

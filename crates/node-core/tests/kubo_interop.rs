@@ -238,6 +238,7 @@ async fn cairn_provides(rsa: bool) -> anyhow::Result<()> {
     a.put_block(&block).await?;
     a.provide(block.cid()).await?;
     let a_id = a.peer_id();
+    let a_addr = a.listen_addrs().await?[0].clone();
     let cid = *block.cid();
 
     // `c` knows only Kubo. A provider lookup from it finds `a` (through Kubo, or by asking `a`,
@@ -262,6 +263,16 @@ async fn cairn_provides(rsa: bool) -> anyhow::Result<()> {
     // them time to arrive before `a` closes its connection.)
     a.shutdown().await?;
     let p = retry("Kubo answers with cairn's provider record", find_a).await;
+    // With the addresses cairn put in the record (Kubo's answer carries them), so a fetcher can
+    // dial the provider.
+    let a_listen = a_addr.to_string();
+    assert!(
+        p.addresses
+            .iter()
+            .any(|x| x.to_string().starts_with(&a_listen)),
+        "{:?}",
+        p.addresses
+    );
     assert_eq!(p.peer_id, a_id);
     kubo.stop().await;
     Ok(())
