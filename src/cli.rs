@@ -314,6 +314,9 @@ pub enum RoutingCmd {
         /// The CIDs.
         #[arg(required = true)]
         cids: Vec<String>,
+        /// Announce every block of their DAGs (all must be stored here).
+        #[arg(long, short)]
+        recursive: bool,
     },
     /// Find a peer's addresses.
     Findpeer {

@@ -415,10 +415,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
                 .await?;
             }
-            RoutingCmd::Provide { cids } => {
+            RoutingCmd::Provide { cids, recursive } => {
                 rpc.stream(
                     "routing/provide",
-                    cids.iter().fold(call(), |c, a| c.arg(a)),
+                    cids.iter()
+                        .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
                     |v| {
                         if json {
                             out!("{v}");

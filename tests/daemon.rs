@@ -615,6 +615,11 @@ async fn bitswap_refs_dag_export_pin_progress_and_global_options_from_the_cli() 
     assert!(ledger.starts_with(&format!("Ledger for {}\n", peer.peer_id())));
     assert!(ledger.contains("Bytes received:\t"));
     ok(r, &["bitswap", "reprovide"]);
+    ok(r, &["routing", "provide", "-r", &root_cid]);
+    assert!(
+        fails(r, &["routing", "provide", "-r", &nobody.cid().to_string()])
+            .contains("not found locally, cannot provide")
+    );
     assert!(ok(r, &["provide", "stat"]).contains("TotalProvides:"));
     ok(r, &["shutdown"]);
 }

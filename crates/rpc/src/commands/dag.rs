@@ -49,6 +49,8 @@ pub(crate) struct DagReader {
     offline: bool,
     deadline: Option<tokio::time::Instant>,
     root: Option<Cid>,
+    /// Whether a miss starts a prefetch of the whole DAG (not for a walk that reads a part).
+    whole: bool,
     prefetch: Option<AbortOnDrop>,
 }
 
@@ -60,8 +62,16 @@ impl DagReader {
             offline: req.offline(),
             deadline: req.deadline(),
             root: None,
+            whole: true,
             prefetch: None,
         }
+    }
+
+    /// Whether the walks read whole DAGs; a reader for a part (`cat` with a range) fetches only
+    /// the blocks the walk reaches, one at a time, rather than prefetching everything.
+    pub(crate) fn whole_dags(mut self, whole: bool) -> Self {
+        self.whole = whole;
+        self
     }
 
     /// Reads only the local store from now on (`dag/export`'s `local-only`).
@@ -88,6 +98,7 @@ impl DagReader {
             return Ok(block);
         }
         if !self.offline
+            && self.whole
             && self.prefetch.is_none()
             && let Some(root) = self.root
         {

@@ -234,7 +234,8 @@ pub(crate) async fn cat(state: &ApiState, req: &CommandRequest) -> Result<Output
     if offset < 0 {
         return Err(ApiError::client("cannot specify negative offset"));
     }
-    let mut reader = DagReader::new(state, req);
+    // A range reads part of the file: no prefetch of the rest.
+    let mut reader = DagReader::new(state, req).whole_dags(offset == 0 && length < 0);
     // Read the first root now, so a missing (offline) or non-file root is an error status, not
     // an empty stream with a trailer.
     reader.walking(cids[0]);
