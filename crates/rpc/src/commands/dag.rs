@@ -210,7 +210,9 @@ pub(crate) async fn refs(state: &ApiState, req: &CommandRequest) -> Result<Outpu
     if !recursive {
         max_depth = 1;
     }
-    let mut reader = DagReader::new(state, req);
+    // Only an unbounded walk reads the whole DAG; a depth-limited one (plain `refs`) would
+    // fetch far more than it prints if it prefetched.
+    let mut reader = DagReader::new(state, req).whole_dags(max_depth < 0);
     // The first root is read now, so a missing root is an error status, not a trailer.
     reader.walking(roots[0]);
     let first = reader.get(&roots[0]).await?;
