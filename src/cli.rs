@@ -33,6 +33,13 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, default_value = "text")]
     pub log_format: LogFormat,
+    /// Kubo's global `offline` option: the daemon reads only its local store for this command.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Kubo's global `timeout` option: a Go duration such as `30s` or `1m30s`, after which the
+    /// daemon gives up on the command.
+    #[arg(long, global = true)]
+    pub timeout: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -116,6 +123,48 @@ pub enum Command {
         #[arg(long)]
         bool: bool,
     },
+    /// Print files' bytes (fetching missing blocks from peers unless --offline).
+    Cat {
+        /// The CIDs (or /ipfs/<cid> paths).
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Skip this many bytes.
+        #[arg(long, short, default_value_t = 0)]
+        offset: u64,
+        /// Print at most this many bytes.
+        #[arg(long, short)]
+        length: Option<u64>,
+    },
+    /// List the links of DAGs (the CIDs they reference).
+    Refs {
+        /// The roots.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Walk the whole DAG, not only the roots' links.
+        #[arg(long, short)]
+        recursive: bool,
+        /// Print each CID once.
+        #[arg(long, short)]
+        unique: bool,
+        /// Print edges as `<src> -> <dst>`.
+        #[arg(long, short)]
+        edges: bool,
+        /// The line format, with <src>, <dst> and <linkname>.
+        #[arg(long, default_value = "<dst>")]
+        format: String,
+        /// How deep to walk (-1: no limit).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        max_depth: i64,
+    },
+    /// IPLD DAGs.
+    #[command(subcommand)]
+    Dag(DagCmd),
+    /// The Bitswap exchange.
+    #[command(subcommand)]
+    Bitswap(BitswapCmd),
+    /// Announcing content in the DHT.
+    #[command(subcommand)]
+    Provide(ProvideCmd),
     /// Ping a peer over libp2p.
     Ping {
         /// The peer id (or a multiaddr ending in /p2p/<id>).
@@ -271,6 +320,9 @@ pub enum RoutingCmd {
         /// The CIDs.
         #[arg(required = true)]
         cids: Vec<String>,
+        /// Announce every block of their DAGs (all must be stored here).
+        #[arg(long, short)]
+        recursive: bool,
     },
     /// Find a peer's addresses.
     Findpeer {
@@ -290,6 +342,9 @@ pub enum PinCmd {
         /// Pin the whole DAG.
         #[arg(long, short, default_value_t = true, action = clap::ArgAction::Set)]
         recursive: bool,
+        /// Show how many blocks have been fetched/processed while pinning.
+        #[arg(long)]
+        progress: bool,
     },
     /// Remove pins.
     Rm {
@@ -317,4 +372,48 @@ pub enum RepoCmd {
     Stat,
     /// Remove unpinned blocks.
     Gc,
+}
+
+/// `cairn dag ...`
+#[derive(Debug, Subcommand)]
+pub enum DagCmd {
+    /// Write a DAG as a CARv1 to stdout (`cairn dag export <cid> > file.car`).
+    Export {
+        /// The root CID.
+        cid: String,
+    },
+}
+
+/// `cairn bitswap ...`
+#[derive(Debug, Subcommand)]
+pub enum BitswapCmd {
+    /// Show Bitswap's counters, wantlist and partners.
+    Stat {
+        /// Print sizes in human units.
+        #[arg(long)]
+        human: bool,
+        /// List the partners.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Show the CIDs this node is fetching (or that a peer wants from it).
+    Wantlist {
+        /// A peer whose wantlist to show.
+        #[arg(long, short)]
+        peer: Option<String>,
+    },
+    /// Show what this node exchanged with a peer.
+    Ledger {
+        /// The peer id.
+        peer: String,
+    },
+    /// Announce everything the providing strategy selects, now.
+    Reprovide,
+}
+
+/// `cairn provide ...`
+#[derive(Debug, Subcommand)]
+pub enum ProvideCmd {
+    /// Show the provider's counters.
+    Stat,
 }

@@ -15,6 +15,8 @@ use hyper_util::rt::TokioExecutor;
 pub struct RpcClient {
     base: String,
     auth: Option<String>,
+    /// Kubo's global options (`offline`, `timeout`), sent with every command.
+    global: Vec<(String, String)>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -97,8 +99,20 @@ impl RpcClient {
         Ok(RpcClient {
             base: api_base(&addr)?,
             auth,
+            global: Vec::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         })
+    }
+
+    /// Sends Kubo's global `offline` and `timeout` options with every command.
+    pub fn global_options(mut self, offline: bool, timeout: Option<&str>) -> Self {
+        if offline {
+            self.global.push(("offline".into(), "true".into()));
+        }
+        if let Some(t) = timeout {
+            self.global.push(("timeout".into(), t.into()));
+        }
+        self
     }
 
     async fn send(
@@ -109,6 +123,7 @@ impl RpcClient {
         let query: Vec<String> = call
             .query
             .iter()
+            .chain(&self.global)
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         let url = format!("{}/api/v0/{command}?{}", self.base, query.join("&"));
@@ -176,6 +191,29 @@ impl RpcClient {
             bail!("{}", e.to_str().unwrap_or("stream error"));
         }
         Ok(collected.to_bytes())
+    }
+
+    /// Raw output handed to `each` chunk by chunk as it arrives (a file, a CAR: never held
+    /// whole); a trailer error after the last chunk is an error.
+    pub async fn raw(
+        &self,
+        command: &str,
+        call: Call,
+        mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut body = self.send(command, call).await?.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            if let Some(t) = frame.trailers_ref()
+                && let Some(e) = t.get("x-stream-error")
+            {
+                bail!("{}", e.to_str().unwrap_or("stream error"));
+            }
+            if let Ok(data) = frame.into_data() {
+                each(&data)?;
+            }
+        }
+        Ok(())
     }
 
     /// One JSON value.

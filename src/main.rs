@@ -34,8 +34,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::Parser;
 use cli::{
-    BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd, PubsubCmd, RepoCmd,
-    RoutingCmd, SwarmCmd,
+    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, DagCmd, Encoding, LogFormat, PinCmd,
+    ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
 };
 use client::{RpcClient, call};
 use serde_json::Value;
@@ -97,6 +97,32 @@ fn stdin_bytes() -> anyhow::Result<Vec<u8>> {
     let mut data = Vec::new();
     std::io::stdin().read_to_end(&mut data)?;
     Ok(data)
+}
+
+/// Writes raw bytes to stdout; a closed pipe (`cairn cat <cid> | head -c 10`) ends the program
+/// quietly, as [`write_line`] does.
+fn write_stdout(data: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(data).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}
+
+/// A byte count as Go's `humanize.Bytes` prints it (SI units: `83 MB`, `1.2 kB`), which the ipfs
+/// CLI uses for `--human`.
+fn human_bytes(n: u64) -> String {
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let exp = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
+    let value = n as f64 / 1000f64.powi(exp as i32);
+    if value < 10.0 {
+        format!("{value:.1} {}", units[exp])
+    } else {
+        format!("{value:.0} {}", units[exp])
+    }
 }
 
 fn print_json(v: &Value) {
@@ -166,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             _ => {}
         }
     }
-    let rpc = RpcClient::connect(&repo, cli.api.as_deref(), cli.api_auth.as_deref())?;
+    let rpc = RpcClient::connect(&repo, cli.api.as_deref(), cli.api_auth.as_deref())?
+        .global_options(cli.offline, cli.timeout.as_deref());
     let mut code = 0;
     match cli.command {
         Command::Init { .. } | Command::Daemon(_) => unreachable!("handled above"),
@@ -223,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             BlockCmd::Get { cid } => {
                 let data = rpc.bytes("block/get", call().arg(cid)).await?;
-                std::io::stdout().write_all(&data)?;
+                write_stdout(&data)?;
             }
             BlockCmd::Stat { cid } => {
                 let v = rpc.json("block/stat", call().arg(cid)).await?;
@@ -397,10 +424,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
                 .await?;
             }
-            RoutingCmd::Provide { cids } => {
+            RoutingCmd::Provide { cids, recursive } => {
                 rpc.stream(
                     "routing/provide",
-                    cids.iter().fold(call(), |c, a| c.arg(a)),
+                    cids.iter()
+                        .fold(call().opt("recursive", recursive), |c, a| c.arg(a)),
                     |v| {
                         if json {
                             out!("{v}");
@@ -427,7 +455,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Pin(p) => match p {
-            PinCmd::Add { cids, recursive } => {
+            PinCmd::Add {
+                cids,
+                recursive,
+                progress: true,
+            } => pin_add_progress(&rpc, &cids, recursive, json).await?,
+            PinCmd::Add {
+                cids, recursive, ..
+            } => {
                 let how = if recursive {
                     " recursively"
                 } else {
@@ -505,6 +540,69 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Cat {
+            cids,
+            offset,
+            length,
+        } => {
+            let mut c = cids
+                .iter()
+                .fold(call().opt("offset", offset), |c, a| c.arg(a));
+            if let Some(l) = length {
+                c = c.opt("length", l);
+            }
+            rpc.raw("cat", c, write_stdout).await?;
+        }
+        Command::Refs {
+            cids,
+            recursive,
+            unique,
+            edges,
+            format,
+            max_depth,
+        } => {
+            let mut c = call()
+                .opt("recursive", recursive)
+                .opt("unique", unique)
+                .opt("edges", edges)
+                .opt("max-depth", max_depth);
+            if format != "<dst>" {
+                c = c.opt("format", format);
+            }
+            let c = cids.iter().fold(c, |c, a| c.arg(a));
+            rpc.stream("refs", c, |v| {
+                if json {
+                    out!("{v}");
+                } else if let Some(e) = v["Err"].as_str().filter(|e| !e.is_empty()) {
+                    eprintln!("{e}");
+                } else {
+                    out!("{}", v["Ref"].as_str().unwrap_or_default());
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Command::Dag(DagCmd::Export { cid }) => {
+            rpc.raw("dag/export", call().arg(cid), write_stdout).await?;
+        }
+        Command::Bitswap(b) => bitswap(&rpc, b, json).await?,
+        Command::Provide(ProvideCmd::Stat) => {
+            let v = rpc.json("provide/stat", call()).await?;
+            if json {
+                print_json(&v)
+            } else {
+                let ms = |k: &str| {
+                    let ns = v[k].as_u64().unwrap_or(0);
+                    format!("{:?}", std::time::Duration::from_nanos(ns))
+                };
+                out!("TotalProvides:          {}", v["TotalProvides"]);
+                out!("AvgProvideDuration:     {}", ms("AvgProvideDuration"));
+                out!("LastReprovideDuration:  {}", ms("LastReprovideDuration"));
+                out!("LastReprovideBatchSize: {}", v["LastReprovideBatchSize"]);
+                out!("Queued:                 {}", v["Queued"]);
+                out!("FailedProvides:         {}", v["FailedProvides"]);
+            }
+        }
         Command::Ping { peer, count } => {
             let mut failed = true;
             rpc.stream("ping", call().arg(peer).opt("count", count), |v| {
@@ -549,6 +647,116 @@ async fn pin_change(
     } else {
         for c in v["Pins"].as_array().into_iter().flatten() {
             out!("{verb} {}{how}", c.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// `pin add --progress`: Kubo's `Fetched/Processed N nodes` on stderr (rewritten in place)
+/// while the daemon fetches, then the pins.
+async fn pin_add_progress(
+    rpc: &RpcClient,
+    cids: &[String],
+    recursive: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let how = if recursive { "recursively" } else { "directly" };
+    let c = cids.iter().fold(
+        call().opt("recursive", recursive).opt("progress", true),
+        |c, a| c.arg(a),
+    );
+    let mut shown = false;
+    rpc.stream("pin/add", c, |v| {
+        if json {
+            out!("{v}");
+        } else if let Some(pins) = v["Pins"].as_array() {
+            if shown {
+                eprintln!();
+            }
+            for p in pins {
+                out!("pinned {} {how}", p.as_str().unwrap_or_default());
+            }
+        } else {
+            eprint!(
+                "Fetched/Processed {} nodes\r",
+                v["Progress"].as_u64().unwrap_or(0)
+            );
+            shown = true;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `cairn bitswap ...`, printed as `ipfs bitswap ...` prints.
+async fn bitswap(rpc: &RpcClient, cmd: BitswapCmd, json: bool) -> anyhow::Result<()> {
+    let cid_of = |v: &Value| v["/"].as_str().unwrap_or_default().to_string();
+    match cmd {
+        BitswapCmd::Stat { human, verbose } => {
+            let v = rpc
+                .json(
+                    "bitswap/stat",
+                    call().opt("human", human).opt("verbose", verbose),
+                )
+                .await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            let size = |k: &str| {
+                if human {
+                    human_bytes(n(k))
+                } else {
+                    n(k).to_string()
+                }
+            };
+            let wants = v["Wantlist"].as_array().cloned().unwrap_or_default();
+            let peers = v["Peers"].as_array().cloned().unwrap_or_default();
+            out!("bitswap status");
+            out!("\tprovides buffer: {} / 256", n("ProvideBufLen"));
+            out!("\tblocks received: {}", n("BlocksReceived"));
+            out!("\tblocks sent: {}", n("BlocksSent"));
+            out!("\tdata received: {}", size("DataReceived"));
+            out!("\tdata sent: {}", size("DataSent"));
+            out!("\tdup blocks received: {}", n("DupBlksReceived"));
+            out!("\tdup data received: {}", size("DupDataReceived"));
+            out!("\twantlist [{} keys]", wants.len());
+            for w in &wants {
+                out!("\t\t{}", cid_of(w));
+            }
+            out!("\tpartners [{}]", peers.len());
+            if verbose {
+                for p in &peers {
+                    out!("\t\t{}", p.as_str().unwrap_or_default());
+                }
+            }
+        }
+        BitswapCmd::Wantlist { peer } => {
+            let c = peer.map_or(call(), |p| call().opt("peer", p));
+            let v = rpc.json("bitswap/wantlist", c).await?;
+            if json {
+                print_json(&v);
+            } else {
+                for k in v["Keys"].as_array().into_iter().flatten() {
+                    out!("{}", cid_of(k));
+                }
+            }
+        }
+        BitswapCmd::Ledger { peer } => {
+            let v = rpc.json("bitswap/ledger", call().arg(peer)).await?;
+            if json {
+                print_json(&v);
+            } else {
+                out!("Ledger for {}", v["Peer"].as_str().unwrap_or_default());
+                out!("Debt ratio:\t{:.6}", v["Value"].as_f64().unwrap_or(0.0));
+                out!("Exchanges:\t{}", v["Exchanged"]);
+                out!("Bytes sent:\t{}", v["Sent"]);
+                out!("Bytes received:\t{}", v["Recv"]);
+            }
+        }
+        BitswapCmd::Reprovide => {
+            rpc.bytes("bitswap/reprovide", call()).await?;
         }
     }
     Ok(())

@@ -504,3 +504,151 @@ fn init_with_an_rsa_identity_as_kubo_does_and_the_daemon_runs_on_it() {
     let out = ok(other.path(), &["init", "-a", "ed25519", "-p", "test"]);
     assert!(out.contains("12D3KooW"), "{out}");
 }
+
+/// A dag-pb node with only links (protobuf: repeated PBLink at field 2, each with its Hash at
+/// field 1), enough for a DAG that `refs`, `dag export` and `pin add` walk.
+fn dag_pb_links(links: &[&cairn::blockstore::Cid]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for cid in links {
+        let hash = cid.to_bytes();
+        let mut link = vec![0x0a, hash.len() as u8];
+        link.extend_from_slice(&hash);
+        out.push(0x12);
+        out.push(link.len() as u8);
+        out.extend_from_slice(&link);
+    }
+    out
+}
+
+/// The CIDs of a CARv1's sections, in order.
+fn car_cids(car: &[u8]) -> Vec<String> {
+    fn varint(bytes: &[u8], pos: &mut usize) -> usize {
+        let (mut n, mut shift) = (0usize, 0);
+        loop {
+            let b = bytes[*pos];
+            *pos += 1;
+            n |= ((b & 0x7f) as usize) << shift;
+            if b < 0x80 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    let mut pos = 0;
+    let header = varint(car, &mut pos);
+    pos += header;
+    let mut cids = Vec::new();
+    while pos < car.len() {
+        let len = varint(car, &mut pos);
+        let mut cursor = std::io::Cursor::new(&car[pos..pos + len]);
+        cids.push(
+            cairn::blockstore::Cid::read_bytes(&mut cursor)
+                .unwrap()
+                .to_string(),
+        );
+        pos += len;
+    }
+    cids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitswap_refs_dag_export_pin_progress_and_global_options_from_the_cli() {
+    use cairn::blockstore::{Block, codec};
+    let repo = repo();
+    let r = repo.path();
+    let _daemon = Daemon::start(r, &[]);
+    // A peer holding a small DAG (a dag-pb root over two raw leaves) the daemon does not have.
+    let peer = Node::builder()
+        .profile(Profile::Test)
+        .listen_addrs(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        .build()
+        .await
+        .unwrap();
+    let leaves: Vec<Block> = [b"first leaf of the CLI test".to_vec(), vec![7u8; 5000]]
+        .into_iter()
+        .map(|d| Block::from_data(codec::RAW, d).unwrap())
+        .collect();
+    let root = Block::from_data(
+        codec::DAG_PB,
+        dag_pb_links(&[leaves[0].cid(), leaves[1].cid()]),
+    )
+    .unwrap();
+    for b in leaves.iter().chain([&root]) {
+        peer.put_block(b).await.unwrap();
+    }
+    let (root_cid, leaf0) = (root.cid().to_string(), leaves[0].cid().to_string());
+    let peer_addr = format!(
+        "{}/p2p/{}",
+        peer.listen_addrs().await.unwrap()[0],
+        peer.peer_id()
+    );
+    ok(r, &["swarm", "connect", &peer_addr]);
+
+    // --offline: Kubo's error for what is not stored; --timeout: Go's context error, in time.
+    assert!(
+        fails(r, &["--offline", "refs", "-r", &root_cid])
+            .contains("block was not found locally (offline)")
+    );
+    let nobody = Block::from_data(codec::RAW, &b"nobody has this"[..]).unwrap();
+    let started = Instant::now();
+    assert!(
+        fails(
+            r,
+            &["block", "get", &nobody.cid().to_string(), "--timeout", "1s"]
+        )
+        .contains("context deadline exceeded")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(fails(r, &["--timeout", "soon", "block", "stat", &leaf0]).contains("invalid duration"));
+
+    // Fetched over Bitswap from the peer.
+    let refs = ok(r, &["refs", "-r", &root_cid]);
+    assert_eq!(
+        refs.lines().collect::<Vec<_>>(),
+        vec![leaf0.as_str(), &leaves[1].cid().to_string()]
+    );
+    let car = cli(r, &["dag", "export", &root_cid]);
+    assert!(car.status.success());
+    assert_eq!(
+        car_cids(&car.stdout),
+        vec![root_cid.clone(), leaf0.clone(), leaves[1].cid().to_string()]
+    );
+    let cat = cli(r, &["cat", &leaf0, "--offset", "6", "--length", "4"]);
+    assert_eq!(cat.stdout, b"leaf");
+    let pin = cli(r, &["pin", "add", "--progress", &root_cid]);
+    assert!(pin.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&pin.stdout).trim(),
+        format!("pinned {root_cid} recursively")
+    );
+    assert!(String::from_utf8_lossy(&pin.stderr).contains("Fetched/Processed 3 nodes"));
+    assert!(ok(r, &["--offline", "refs", &root_cid]).contains(&leaf0));
+
+    // Bitswap's view.
+    let stat = ok(r, &["bitswap", "stat", "--verbose"]);
+    assert!(stat.starts_with("bitswap status\n"), "{stat}");
+    let received: u64 = stat
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("blocks received: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received >= 3, "{stat}");
+    assert!(stat.contains("\tpartners [1]") && stat.contains(&peer.peer_id().to_string()));
+    assert!(ok(r, &["bitswap", "stat", "--human"]).contains(" kB"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(r, &["--enc", "json", "bitswap", "stat"])).unwrap();
+    assert!(json["BlocksReceived"].as_u64().unwrap() >= 3);
+    assert_eq!(ok(r, &["bitswap", "wantlist"]), "");
+    let ledger = ok(r, &["bitswap", "ledger", &peer.peer_id().to_string()]);
+    assert!(ledger.starts_with(&format!("Ledger for {}\n", peer.peer_id())));
+    assert!(ledger.contains("Bytes received:\t"));
+    ok(r, &["bitswap", "reprovide"]);
+    ok(r, &["routing", "provide", "-r", &root_cid]);
+    assert!(
+        fails(r, &["routing", "provide", "-r", &nobody.cid().to_string()])
+            .contains("not found locally, cannot provide")
+    );
+    assert!(ok(r, &["provide", "stat"]).contains("TotalProvides:"));
+    ok(r, &["shutdown"]);
+}

@@ -1,8 +1,9 @@
-//! What an RPC client sends: the query string (args and options), pubsub multibase arguments,
+//! What an RPC client sends: the query string (args and options, the global `offline` and
+//! `timeout` among them), Go durations, pubsub multibase arguments,
 //! and multipart bodies. None may panic. Input: [selector][rest]; the rest is split at the first
 //! 0xff into a query string and a multipart body. Run: `cargo +nightly fuzz run rpc_inputs`.
 #![no_main]
-use cairn_rpc::request::{CommandRequest, multibase_decode, parse_query};
+use cairn_rpc::request::{CommandRequest, multibase_decode, parse_go_duration, parse_query};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let query = String::from_utf8_lossy(query);
     let _ = parse_query(&query);
     let _ = multibase_decode(&query);
+    // Kubo's `timeout` option (a Go duration); CommandRequest::new below parses it too.
+    let _ = parse_go_duration(&query);
     let content_type = match selector % 3 {
         0 => "multipart/form-data; boundary=fuzz",
         1 => "multipart/form-data",

@@ -737,10 +737,10 @@ impl Core {
         }
         // Someone put a block we were fetching: answer from the store.
         for (cid, _) in cids {
-            if self.wants.get(cid).is_some_and(|w| !w.storing) {
-                if let Ok(Some(block)) = self.store.get(cid) {
-                    self.fulfil(block);
-                }
+            if self.wants.get(cid).is_some_and(|w| !w.storing)
+                && let Ok(Some(block)) = self.store.get(cid)
+            {
+                self.fulfil(block);
             }
         }
     }

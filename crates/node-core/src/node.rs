@@ -884,8 +884,13 @@ impl Node {
     ///
     /// With `Provide.Strategy` `pinned` or `roots`, the pinned CID is announced as a root.
     pub async fn pin(&self, cid: &Cid, mode: PinMode) -> Result<(), NodeError> {
-        let c = *cid;
-        self.blocking(move |s| s.pin(&c, mode)).await?;
+        self.pin_named(cid, mode, "").await
+    }
+
+    /// [`Node::pin`] with a pin name (Kubo's `pin add --name`; empty for none).
+    pub async fn pin_named(&self, cid: &Cid, mode: PinMode, name: &str) -> Result<(), NodeError> {
+        let (c, name) = (*cid, name.to_string());
+        self.blocking(move |s| s.pin_named(&c, mode, &name)).await?;
         if self.shared.provider.config.strategy != crate::exchange::ProvideStrategy::All {
             self.announce(vec![*cid], true);
         }

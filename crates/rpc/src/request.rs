@@ -1,8 +1,12 @@
 //! Parsing a Kubo RPC request: the command path, repeated `arg` parameters, options by name or
-//! alias, and multipart/form-data file parts (read with size limits).
+//! alias, multipart/form-data file parts (read with size limits), and Kubo's global `offline` and
+//! `timeout` options, parsed once here so every command honours them the same way.
 
 use axum::body::Body;
+use std::time::Duration;
+
 use bytes::Bytes;
+use cairn_node_core::FetchOptions;
 use futures::TryStreamExt;
 
 use base64::Engine as _;
@@ -38,6 +42,79 @@ pub struct CommandRequest {
     /// The multipart boundary and the body; in a mutex only so the request is `Sync` (handlers
     /// hold `&CommandRequest` across awaits).
     body: Option<(String, std::sync::Mutex<Body>)>,
+    /// Kubo's global `offline` option: read only the local store.
+    offline: bool,
+    /// When Kubo's global `timeout` option runs out (it wraps the whole request, as Kubo's
+    /// request context does).
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// The longest `timeout` accepted (Go's `time.Duration` tops out near 292 years; this keeps
+/// deadline arithmetic from overflowing).
+const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a Go `time.Duration` string as `time.ParseDuration` does (`30s`, `1m30s`, `1.5h`,
+/// `300ms`, `2us`, `0`); Kubo's `timeout` option is one. A negative duration is `Ok(None)`: in Go
+/// it makes a context that has already expired. The error text is Go's.
+pub fn parse_go_duration(text: &str) -> Result<Option<Duration>, String> {
+    let invalid = || format!("time: invalid duration {text:?}");
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(Some(Duration::ZERO));
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("time: missing unit in duration {text:?}"))?;
+        let number = &rest[..number_end];
+        // Go wants a digit on at least one side of the dot.
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("time: missing unit in duration {text:?}")),
+            unit => return Err(format!("time: unknown unit {unit:?} in duration {text:?}")),
+        };
+        total += value * nanos_per_unit;
+        rest = &rest[unit_end..];
+    }
+    if !total.is_finite() || total > MAX_TIMEOUT.as_nanos() as f64 {
+        return Err(invalid());
+    }
+    if negative && total > 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_nanos(total as u64)))
+}
+
+/// The fetch options, as of now, for an `offline` flag and a `timeout` deadline (for work that
+/// outlives the request's parsing, such as a stream that fetches as it goes).
+pub fn fetch_options_for(offline: bool, deadline: Option<tokio::time::Instant>) -> FetchOptions {
+    if offline {
+        return FetchOptions::offline();
+    }
+    FetchOptions::with_timeout(
+        deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
+    )
 }
 
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte.
@@ -112,12 +189,41 @@ impl CommandRequest {
             .map(|ct| multer::parse_boundary(ct).map(|b| (b, std::sync::Mutex::new(body))))
             .transpose()
             .map_err(|e| ApiError::bad_request(format!("bad multipart content type: {e}")))?;
-        Ok(CommandRequest {
+        let mut req = CommandRequest {
             command: command.to_string(),
             args,
             options,
             body,
-        })
+            offline: false,
+            deadline: None,
+        };
+        // Kubo's global options, parsed before the command runs; a bad value is a plain-text 400
+        // as in go-ipfs-cmds' HTTP handler.
+        req.offline = req.flag(&["offline"], false)?;
+        req.deadline = match req.opt(&["timeout"])? {
+            None => None,
+            Some(t) => {
+                let timeout = parse_go_duration(t).map_err(ApiError::bad_request)?;
+                Some(tokio::time::Instant::now() + timeout.unwrap_or(Duration::ZERO))
+            }
+        };
+        Ok(req)
+    }
+
+    /// Kubo's global `offline` option.
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
+    /// When Kubo's global `timeout` option expires, if it was given.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
+    /// How the node may fetch blocks for this request: offline (local store only) if `offline`
+    /// was set, else from the network until the `timeout` deadline.
+    pub fn fetch_options(&self) -> FetchOptions {
+        fetch_options_for(self.offline, self.deadline)
     }
 
     /// The single value of an option given by any of its names, if present.
@@ -290,6 +396,47 @@ mod tests {
         let fuzzed = String::from_utf8_lossy(&[0x7e, 0x86, 0x25, 0xb4]).to_string();
         assert!(parse_query(&fuzzed).is_err());
         assert!(parse_query("arg=%é").is_err());
+    }
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        let d = |t: &str| parse_go_duration(t);
+        assert_eq!(d("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(d("1m30s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(d("1.5h"), Ok(Some(Duration::from_secs(5400))));
+        assert_eq!(d("300ms"), Ok(Some(Duration::from_millis(300))));
+        assert_eq!(d("2us"), Ok(Some(Duration::from_micros(2))));
+        assert_eq!(d("2µs"), Ok(Some(Duration::from_micros(2))));
+        assert_eq!(d(".5s"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(d("0"), Ok(Some(Duration::ZERO)));
+        assert_eq!(d("+1s"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(d("-1s"), Ok(None));
+        assert_eq!(d("abc").unwrap_err(), "time: invalid duration \"abc\"");
+        assert_eq!(
+            d("10").unwrap_err(),
+            "time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            d("3x").unwrap_err(),
+            "time: unknown unit \"x\" in duration \"3x\""
+        );
+        for bad in ["", "-", ".s", "1..2s", "s", "1e9s", "99999999999999999999h"] {
+            assert!(d(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn global_options_are_parsed_once() {
+        let r = CommandRequest::new("cat", Some("offline=true&timeout=2s"), None, Body::empty())
+            .unwrap();
+        assert!(r.offline());
+        assert_eq!(r.fetch_options(), FetchOptions::offline());
+        let r = CommandRequest::new("cat", Some("timeout=2s"), None, Body::empty()).unwrap();
+        let left = r.fetch_options().timeout.unwrap();
+        assert!(left <= Duration::from_secs(2) && left > Duration::from_secs(1));
+        let bad = CommandRequest::new("cat", Some("timeout=soon"), None, Body::empty());
+        assert!(matches!(bad, Err(ApiError::BadRequest(m)) if m.contains("invalid duration")));
+        assert!(CommandRequest::new("cat", Some("offline=perhaps"), None, Body::empty()).is_err());
     }
 
     #[test]

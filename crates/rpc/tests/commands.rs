@@ -181,14 +181,17 @@ async fn block_put_get_stat_rm() {
         400,
         "invalid CID",
     );
+    // Online, a missing block is fetched from the network (and waits); offline it is Kubo's error.
     let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     assert_kubo_error(
-        &api.post(&format!("/api/v0/block/get?arg={absent}")).await,
+        &api.post(&format!("/api/v0/block/get?arg={absent}&offline=true"))
+            .await,
         500,
         "not found locally",
     );
     assert_kubo_error(
-        &api.post(&format!("/api/v0/block/stat?arg={absent}")).await,
+        &api.post(&format!("/api/v0/block/stat?arg={absent}&offline=true"))
+            .await,
         500,
         "could not find",
     );
@@ -307,9 +310,10 @@ async fn pins_and_repo() {
         "not pinned",
     );
     assert_kubo_error(
-        &api.post(&format!("/api/v0/pin/add?arg={}", keys[1])).await,
+        &api.post(&format!("/api/v0/pin/add?arg={}&offline=true", keys[1]))
+            .await,
         500,
-        "not in the local store",
+        "not found locally",
     );
     assert!(api.post("/api/v0/repo/version").await.json()["Version"].is_string());
     let bw = api.post("/api/v0/stats/bw").await.lines();
@@ -805,7 +809,8 @@ async fn add_and_cat_match_kubos_cids() {
     );
     let absent = "QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR";
     assert_kubo_error(
-        &api.post(&format!("/api/v0/cat?arg={absent}")).await,
+        &api.post(&format!("/api/v0/cat?arg={absent}&offline=true"))
+            .await,
         500,
         "not found locally",
     );

@@ -2,8 +2,10 @@
 //! an unknown command (404), exactly as Kubo answers for commands it does not have.
 
 mod basic;
+mod bitswap;
 mod block;
 mod config;
+mod dag;
 mod network;
 mod pin;
 mod pubsub;
@@ -13,6 +15,8 @@ mod unixfs;
 
 use cairn_blockstore::Cid;
 use cairn_bootstrap::BootstrapPhase;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::error::ApiError;
 use crate::request::CommandRequest;
@@ -65,10 +69,62 @@ pub const COMMANDS: &[&str] = &[
     "ping",
     "add",
     "cat",
+    "refs",
+    "dag/export",
+    "bitswap/stat",
+    "bitswap/wantlist",
+    "bitswap/ledger",
+    "bitswap/reprovide",
+    "stats/bitswap",
+    "provide/stat",
+    "stats/provide",
+    "stats/reprovide",
 ];
 
+/// Kubo's text when the `timeout` option runs out (Go's `context.DeadlineExceeded`).
+pub(crate) const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
+
+/// Runs one command under Kubo's global `timeout`: like Kubo's request context, the deadline
+/// covers the command and whatever it streams afterwards (an NDJSON or raw stream still running
+/// at the deadline ends with the error in the `X-Stream-Error` trailer).
+pub(crate) async fn run(state: &ApiState, req: CommandRequest) -> Result<Output, ApiError> {
+    let Some(deadline) = req.deadline() else {
+        return dispatch(state, req).await;
+    };
+    let expired = || ApiError::command(DEADLINE_EXCEEDED);
+    let output = tokio::time::timeout_at(deadline, dispatch(state, req))
+        .await
+        .map_err(|_| expired())??;
+    Ok(match output {
+        Output::Stream(s) => Output::Stream(until(s, deadline)),
+        Output::Raw { content_type, body } => Output::Raw {
+            content_type,
+            body: until(body, deadline),
+        },
+        done => done,
+    })
+}
+
+/// A stream that ends with [`DEADLINE_EXCEEDED`] at `deadline` (dropping, and so cancelling,
+/// what produces it).
+fn until<T: Send + 'static>(
+    stream: BoxStream<'static, Result<T, ApiError>>,
+    deadline: tokio::time::Instant,
+) -> BoxStream<'static, Result<T, ApiError>> {
+    let start = Some((stream, Box::pin(tokio::time::sleep_until(deadline))));
+    futures::stream::unfold(start, |state| async move {
+        let (mut stream, mut expiry) = state?;
+        tokio::select! {
+            biased;
+            item = stream.next() => item.map(|i| (i, Some((stream, expiry)))),
+            () = &mut expiry => Some((Err(ApiError::command(DEADLINE_EXCEEDED)), None)),
+        }
+    })
+    .boxed()
+}
+
 /// Runs one command.
-pub(crate) async fn run(state: &ApiState, mut req: CommandRequest) -> Result<Output, ApiError> {
+async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, ApiError> {
     let s = state;
     match req.command.as_str() {
         "id" => basic::id(s, &req).await,
@@ -110,6 +166,13 @@ pub(crate) async fn run(state: &ApiState, mut req: CommandRequest) -> Result<Out
         "ping" => routing::ping(s, &req).await,
         "add" => unixfs::add(s, &mut req).await,
         "cat" => unixfs::cat(s, &req).await,
+        "refs" => dag::refs(s, &req).await,
+        "dag/export" => dag::export(s, &req).await,
+        "bitswap/stat" | "stats/bitswap" => bitswap::stat(s, &req).await,
+        "bitswap/wantlist" => bitswap::wantlist(s, &req).await,
+        "bitswap/ledger" => bitswap::ledger(s, &req).await,
+        "bitswap/reprovide" => bitswap::reprovide(s).await,
+        "provide/stat" | "stats/provide" | "stats/reprovide" => bitswap::provide_stat(s).await,
         _ => Err(ApiError::NotFound),
     }
 }

@@ -1,41 +1,155 @@
-//! `pin/add`, `pin/rm`, `pin/ls`.
+//! `pin/add` (fetching what is missing, with Kubo's progress stream), `pin/rm`, `pin/ls`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use cairn_blockstore::{PinFilter, PinMode, PinState};
+use cairn_blockstore::{Cid, PinFilter, PinMode, PinState};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::dag::{fetch_error, receiver_stream};
 use super::parse_cid_arg;
 use crate::error::ApiError;
-use crate::request::CommandRequest;
+use crate::request::{CommandRequest, fetch_options_for};
 use crate::response::Output;
 use crate::server::ApiState;
 
+/// Blocks and bytes handled so far by a `pin/add` (Kubo's `ProgressTracker`).
+#[derive(Default)]
+struct Progress {
+    blocks: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Progress {
+    /// Kubo's `AddPinOutput` progress line: both fields are `omitempty`.
+    fn line(&self) -> Value {
+        let mut v = json!({});
+        let (blocks, bytes) = (
+            self.blocks.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        );
+        if blocks != 0 {
+            v["Progress"] = json!(blocks);
+        }
+        if bytes != 0 {
+            v["Bytes"] = json!(bytes);
+        }
+        v
+    }
+}
+
+/// What one `pin/add` does, detached from the request so a progress stream can own it.
+struct PinJob {
+    node: cairn_node_core::Node,
+    cids: Vec<Cid>,
+    mode: PinMode,
+    name: String,
+    offline: bool,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl PinJob {
+    /// Fetches what is missing (the whole DAG for a recursive pin, the root for a direct one),
+    /// then pins; returns the pinned CIDs.
+    async fn run(self, progress: &Progress) -> Result<Vec<String>, ApiError> {
+        for cid in &self.cids {
+            let opts = fetch_options_for(self.offline, self.deadline);
+            if self.mode == PinMode::Recursive {
+                let (base_blocks, base_bytes) = (
+                    progress.blocks.load(Ordering::Relaxed),
+                    progress.bytes.load(Ordering::Relaxed),
+                );
+                let mut fetch = self.node.fetch_dag(*cid, opts);
+                while let Some(step) = fetch.next().await {
+                    let step = step.map_err(fetch_error)?;
+                    progress
+                        .blocks
+                        .store(base_blocks + step.blocks, Ordering::Relaxed);
+                    progress
+                        .bytes
+                        .store(base_bytes + step.bytes, Ordering::Relaxed);
+                }
+            } else {
+                let block = self
+                    .node
+                    .get_block_with(cid, opts)
+                    .await
+                    .map_err(fetch_error)?;
+                progress.blocks.fetch_add(1, Ordering::Relaxed);
+                progress
+                    .bytes
+                    .fetch_add(block.len() as u64, Ordering::Relaxed);
+            }
+        }
+        for cid in &self.cids {
+            self.node.pin_named(cid, self.mode, &self.name).await?;
+        }
+        Ok(self.cids.iter().map(|c| c.to_string()).collect())
+    }
+}
+
+/// `pin/add`: fetches what is missing (unless `offline`), then pins. With `progress`, an NDJSON
+/// stream as Kubo's: a `{"Progress":N}` line every 500 ms (N = blocks handled so far), a last
+/// one if N is not zero, then `{"Pins":[...]}`.
 pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let recursive = req.flag(&["recursive", "r"], true)?;
-    let _progress = req.flag(&["progress"], false)?;
+    let progress = req.flag(&["progress"], false)?;
     let name = req.opt(&["name", "n"])?.unwrap_or("").to_string();
     let cids = req
         .args_required("ipfs-path")?
         .iter()
         .map(|a| parse_cid_arg(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let store = state.inner.node.blockstore()?;
-    let mode = if recursive {
-        PinMode::Recursive
-    } else {
-        PinMode::Direct
+    let job = PinJob {
+        node: state.inner.node.clone(),
+        cids,
+        mode: if recursive {
+            PinMode::Recursive
+        } else {
+            PinMode::Direct
+        },
+        name,
+        offline: req.offline(),
+        deadline: req.deadline(),
     };
-    let pinned = cids.clone();
-    tokio::task::spawn_blocking(move || {
-        cids.iter()
-            .try_for_each(|c| store.pin_named(c, mode, &name))
-    })
-    .await
-    .map_err(ApiError::command)??;
-    Ok(Output::Once(
-        json!({"Pins": pinned.iter().map(|c| c.to_string()).collect::<Vec<_>>()}),
-    ))
+    if !progress {
+        let pins = job.run(&Progress::default()).await?;
+        return Ok(Output::Once(json!({ "Pins": pins })));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(16);
+    tokio::spawn(async move {
+        let progress = Progress::default();
+        let work = job.run(&progress);
+        tokio::pin!(work);
+        let period = std::time::Duration::from_millis(500);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                done = &mut work => {
+                    match done {
+                        Ok(pins) => {
+                            if progress.blocks.load(Ordering::Relaxed) != 0 {
+                                let _ = tx.send(Ok(progress.line())).await;
+                            }
+                            let _ = tx.send(Ok(json!({ "Pins": pins }))).await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                        }
+                    }
+                    return;
+                }
+                _ = ticker.tick() => {
+                    // The client has gone: dropping the work cancels the fetch.
+                    if tx.send(Ok(progress.line())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(Output::Stream(receiver_stream(rx)))
 }
 
 pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use cairn_node_core::{Multiaddr, PeerId, parse_peer_id};
+use cairn_blockstore::Cid;
+use cairn_node_core::{FetchOptions, Multiaddr, NodeError, PeerId, parse_peer_id};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -56,23 +57,46 @@ pub(crate) async fn findpeer(state: &ApiState, req: &CommandRequest) -> Result<O
     Ok(Output::Stream(futures::stream::iter(out).boxed()))
 }
 
+/// `routing/provide`: announces CIDs that are stored here; with `recursive`, every block of
+/// their DAGs, each of which must be stored (Kubo's `block <cid> not found locally, cannot
+/// provide`). The roots are announced before this answers; the rest of a DAG goes to the
+/// provider's queue (roots first, as Kubo's provider orders them).
 pub(crate) async fn provide(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
-    let _recursive = req.flag(&["recursive", "r"], false)?;
+    let recursive = req.flag(&["recursive", "r"], false)?;
+    let _verbose = req.flag(&["verbose", "v"], false)?;
     let cids = req
         .args_required("key")?
         .iter()
         .map(|a| parse_cid_arg(a))
         .collect::<Result<Vec<_>, _>>()?;
+    let node = &state.inner.node;
+    if !node.provide_config().enabled {
+        return Err(ApiError::command("Provide.Enabled is set to 'false'"));
+    }
+    let not_local =
+        |cid: &Cid| ApiError::command(format!("block {cid} not found locally, cannot provide"));
+    let mut rest = Vec::new();
     for cid in &cids {
-        if !state.inner.node.has_block(cid).await? {
-            return Err(ApiError::command(format!(
-                "block {cid} not found locally, cannot provide"
-            )));
+        if !node.has_block(cid).await? {
+            return Err(not_local(cid));
+        }
+        if recursive {
+            // An offline walk: it reads only the store and stops at the first missing block.
+            let mut walk = node.fetch_dag(*cid, FetchOptions::offline());
+            while let Some(step) = walk.next().await {
+                match step {
+                    Ok(p) if p.cid != *cid => rest.push(p.cid),
+                    Ok(_) => {}
+                    Err(NodeError::BlockNotFound(missing)) => return Err(not_local(&missing)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     }
     for cid in &cids {
-        state.inner.node.provide(cid).await?;
+        node.provide(cid).await?;
     }
+    node.announce(rest, false);
     Ok(Output::stream_of(Vec::new()))
 }
 

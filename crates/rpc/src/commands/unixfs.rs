@@ -6,11 +6,11 @@
 use bytes::Bytes;
 use cairn_blockstore::codec::{DAG_PB, RAW};
 use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
-use futures::StreamExt;
 use rust_unixfs::file::adder::{BalancedCollector, Chunker, FileAdder};
 use rust_unixfs::file::visit::IdleFileVisit;
 use serde_json::json;
 
+use super::dag::{DagReader, receiver_stream};
 use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, multipart_error, parse_bool};
@@ -22,10 +22,17 @@ const MAX_ADD: u64 = 16 << 30;
 
 /// Verifies and writes a batch of imported blocks; returns their total size and notes the last
 /// CID (the root, once the import has finished).
+///
+/// The node is told about each written block ([`cairn_node_core::Node::added`]: Bitswap serves
+/// peers waiting for it, the provider queues it), except the batch's last block, which is held
+/// in `held` until the next batch shows it was not the root: the root is told about with
+/// `roots = true` by [`finish_added`], so the provider announces it first.
 async fn store_blocks(
+    state: &ApiState,
     store: &cairn_blockstore::Blockstore,
     pending: &mut Vec<(Cid, Vec<u8>)>,
     root: &mut Option<Cid>,
+    held: &mut Option<Block>,
     only_hash: bool,
 ) -> Result<u64, ApiError> {
     let batch = std::mem::take(pending);
@@ -36,17 +43,33 @@ async fn store_blocks(
     let size = batch.iter().map(|(_, b)| b.len() as u64).sum();
     if !only_hash {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), BlockstoreError> {
+        let mut blocks = tokio::task::spawn_blocking(move || -> Result<_, BlockstoreError> {
             let blocks = batch
                 .into_iter()
                 .map(|(c, d)| Block::new(c, d))
                 .collect::<Result<Vec<_>, _>>()?;
-            store.put_many(blocks).map(|_| ())
+            // put_many takes the blocks; clones share their bytes.
+            store.put_many(blocks.clone())?;
+            Ok(blocks)
         })
         .await
         .map_err(ApiError::command)??;
+        let last = blocks.pop();
+        blocks.extend(held.take());
+        *held = last;
+        state
+            .inner
+            .node
+            .added(&blocks.iter().collect::<Vec<_>>(), false);
     }
     Ok(size)
+}
+
+/// Tells the node about an import's root (see [`store_blocks`]).
+fn finish_added(state: &ApiState, held: &mut Option<Block>) {
+    if let Some(root) = held.take() {
+        state.inner.node.added(&[&root], true);
+    }
 }
 
 /// Kubo's largest chunk (`size-2096896`... its limit is 1 MiB + 1 KiB for the block to fit 2 MiB).
@@ -159,6 +182,7 @@ pub(crate) async fn add(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
         let mut pending: Vec<(Cid, Vec<u8>)> = Vec::new();
         let mut size = 0u64;
         let mut root = None;
+        let mut held = None;
         while let Some(data) = field.chunk().await.map_err(multipart_error)? {
             let mut rest = &data[..];
             while !rest.is_empty() {
@@ -167,11 +191,13 @@ pub(crate) async fn add(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
                 rest = &rest[consumed..];
             }
             if pending.len() >= 64 {
-                size += store_blocks(&store, &mut pending, &mut root, only_hash).await?;
+                size += store_blocks(state, &store, &mut pending, &mut root, &mut held, only_hash)
+                    .await?;
             }
         }
         pending.extend(adder.finish());
-        size += store_blocks(&store, &mut pending, &mut root, only_hash).await?;
+        size += store_blocks(state, &store, &mut pending, &mut root, &mut held, only_hash).await?;
+        finish_added(state, &mut held);
         // The root is the last block emitted overall (finish() may emit nothing).
         let root = root.ok_or_else(|| ApiError::command("the importer produced no blocks"))?;
         if pin && !only_hash {
@@ -204,92 +230,88 @@ pub(crate) async fn cat(state: &ApiState, req: &CommandRequest) -> Result<Output
         .collect::<Result<Vec<_>, _>>()?;
     let offset = req.int(&["offset", "o"], 0)?;
     let length = req.int(&["length", "l"], -1)?;
+    let _progress = req.flag(&["progress", "p"], false)?;
     if offset < 0 {
         return Err(ApiError::client("cannot specify negative offset"));
     }
-    let store = state.inner.node.blockstore()?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(8);
-    // Check the first root now, so a missing or non-file root is an error, not an empty stream.
-    for cid in &cids {
-        let s = store.clone();
-        let c = *cid;
-        let root = tokio::task::spawn_blocking(move || s.get(&c))
-            .await
-            .map_err(ApiError::command)??;
-        let Some(root) = root else {
-            return Err(ApiError::command(format!(
-                "block was not found locally (offline): ipld: could not find {cid}"
-            )));
-        };
-        if root.cid().codec() != RAW && root.cid().codec() != DAG_PB {
-            return Err(ApiError::command(format!("{cid} is not a UnixFS file")));
-        }
+    // A range reads part of the file: no prefetch of the rest.
+    let mut reader = DagReader::new(state, req).whole_dags(offset == 0 && length < 0);
+    // Read the first root now, so a missing (offline) or non-file root is an error status, not
+    // an empty stream with a trailer.
+    reader.walking(cids[0]);
+    let first = reader.get(&cids[0]).await?;
+    if first.cid().codec() != RAW && first.cid().codec() != DAG_PB {
+        return Err(ApiError::command(format!(
+            "{} is not a UnixFS file",
+            first.cid()
+        )));
     }
     let range = offset as u64..if length < 0 {
         u64::MAX
     } else {
         offset as u64 + length as u64
     };
-    tokio::task::spawn_blocking(move || {
+    // A small channel: the walk reads (or fetches) a block only when the client has taken the
+    // bytes before it, so memory stays a few blocks whatever the file's size.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(8);
+    tokio::spawn(async move {
+        let mut first = Some(first);
         for cid in cids {
-            if let Err(e) = walk_file(&store, &cid, range.clone(), &tx) {
-                let _ = tx.blocking_send(Err(e));
+            reader.walking(cid);
+            let root = match first.take() {
+                Some(b) => Ok(b),
+                None => reader.get(&cid).await,
+            };
+            let sent = match root {
+                Ok(root) => walk_file(&mut reader, root, range.clone(), &tx).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                let _ = tx.send(Err(e)).await;
                 return;
             }
         }
     });
-    let body =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
     Ok(Output::Raw {
         content_type: "text/plain",
-        body: body.boxed(),
+        body: receiver_stream(rx),
     })
 }
 
-/// Sends a file's bytes in order, fetching each block from the store as the walk needs it.
-fn walk_file(
-    store: &cairn_blockstore::Blockstore,
-    cid: &Cid,
+/// Sends a file's bytes in order, reading (or fetching) each block as the walk reaches it.
+/// Returns early, without error, when the client has gone.
+async fn walk_file(
+    reader: &mut DagReader,
+    root: Block,
     range: std::ops::Range<u64>,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, ApiError>>,
 ) -> Result<(), ApiError> {
-    let missing = |c: &Cid| {
-        ApiError::command(format!(
-            "block was not found locally (offline): ipld: could not find {c}"
-        ))
-    };
-    let root = store.get(cid)?.ok_or_else(|| missing(cid))?;
+    let cid = *root.cid();
     let visit = IdleFileVisit::default().with_target_range(range);
-    let (content, _size, _meta, mut next) = if cid.codec() == RAW {
-        visit.start_from_raw(root.data())
+    let (content, mut next) = if cid.codec() == RAW {
+        let (content, _size, _meta, next) = visit.start_from_raw(root.data());
+        (Bytes::copy_from_slice(content), next)
     } else {
-        visit
+        let (content, _size, _meta, next) = visit
             .start(root.data())
-            .map_err(|e| ApiError::command(format!("{cid} is not a UnixFS file: {e}")))?
+            .map_err(|e| ApiError::command(format!("{cid} is not a UnixFS file: {e}")))?;
+        (Bytes::copy_from_slice(content), next)
     };
-    if !content.is_empty()
-        && tx
-            .blocking_send(Ok(Bytes::copy_from_slice(content)))
-            .is_err()
-    {
+    if !content.is_empty() && tx.send(Ok(content)).await.is_err() {
         return Ok(());
     }
     let mut cache = None;
     while let Some(walk) = next {
-        let (link, _) = walk.pending_links();
-        let link = *link;
-        let block = store.get(&link)?.ok_or_else(|| missing(&link))?;
+        let link = *walk.pending_links().0;
+        let block = reader.get(&link).await?;
         let (content, rest) = walk
             .continue_walk(block.data(), &mut cache)
             .map_err(|e| ApiError::command(format!("reading {cid}: {e}")))?;
-        if !content.is_empty()
-            && tx
-                .blocking_send(Ok(Bytes::copy_from_slice(content)))
-                .is_err()
-        {
+        let content = Bytes::copy_from_slice(content);
+        next = rest;
+        if !content.is_empty() && tx.send(Ok(content)).await.is_err() {
             return Ok(()); // the client went away
         }
-        next = rest;
     }
     Ok(())
 }
