@@ -29,8 +29,10 @@
 
 pub mod block;
 pub mod codec;
+mod commit;
 pub mod engine;
 pub mod error;
+mod files;
 mod gate;
 pub mod pin;
 mod store;
@@ -41,4 +43,7 @@ pub use error::{BlockstoreError, EngineError, Result};
 pub use gate::GcGuard;
 pub use multihash_codetable::Code;
 pub use pin::{PinFilter, PinInfo, PinKind, PinMode, PinState};
-pub use store::{Blockstore, BlockstoreConfig, Durability, GcReport, OpCounts, StoreStat};
+pub use store::{
+    Blockstore, BlockstoreConfig, DEFAULT_FILE_THRESHOLD, DEFAULT_MIN_FREE, Durability, GcReport,
+    GcSummary, OpCounts, StoreStat, VerifySummary,
+};
