@@ -58,6 +58,24 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
     }
 }
 
+/// Bytes in SI units, as Kubo's `--human` prints them (go-humanize `Bytes`: `1.3 MB`).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref(), cli.log_format);
@@ -451,24 +469,57 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Repo(r) => match r {
-            RepoCmd::Stat => {
-                let v = rpc.json("repo/stat", call()).await?;
+            RepoCmd::Stat { size_only, human } => {
+                let v = rpc
+                    .json("repo/stat", call().opt("size-only", size_only))
+                    .await?;
+                let size = |k: &str| {
+                    let n = v[k].as_u64().unwrap_or_default();
+                    if human { human_bytes(n) } else { n.to_string() }
+                };
                 if json {
                     print_json(&v)
+                } else if size_only {
+                    out!("RepoSize:   {}", size("RepoSize"));
+                    out!("StorageMax: {}", size("StorageMax"));
                 } else {
                     out!("NumObjects: {}", v["NumObjects"]);
-                    out!("RepoSize:   {}", v["RepoSize"]);
-                    out!("StorageMax: {}", v["StorageMax"]);
+                    out!("RepoSize:   {}", size("RepoSize"));
+                    out!("StorageMax: {}", size("StorageMax"));
                     out!("RepoPath:   {}", v["RepoPath"].as_str().unwrap_or_default());
                     out!("Version:    {}", v["Version"].as_str().unwrap_or_default());
                 }
             }
-            RepoCmd::Gc => {
-                rpc.stream("repo/gc", call(), |v| {
+            RepoCmd::Gc {
+                quiet,
+                stream_errors,
+                silent,
+            } => {
+                let c = call()
+                    .opt("stream-errors", stream_errors)
+                    .opt("silent", silent);
+                rpc.stream("repo/gc", c, |v| {
                     if json {
                         out!("{v}");
+                    } else if let Some(e) = v["Error"].as_str() {
+                        eprintln!("{e}");
+                    } else if quiet {
+                        out!("{}", v["Key"]["/"].as_str().unwrap_or_default());
                     } else {
                         out!("removed {}", v["Key"]["/"].as_str().unwrap_or_default());
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            RepoCmd::Verify => {
+                rpc.stream("repo/verify", call(), |v| {
+                    if json {
+                        out!("{v}");
+                    } else if let Some(msg) = v["Msg"].as_str().filter(|m| !m.is_empty()) {
+                        out!("{msg}");
+                    } else {
+                        out!("{} blocks processed.", v["Progress"]);
                     }
                     Ok(())
                 })
