@@ -20,7 +20,7 @@ pub(crate) use cairn_node_core::config::parse_size;
 
 /// Runs `walk` on the blocking pool with a sender for its lines; the stream ends when the walk
 /// returns (its error, if any, ends the stream as Kubo's trailer error).
-fn stream_blocking(
+pub(crate) fn stream_blocking(
     walk: impl FnOnce(&mpsc::Sender<Result<Value, ApiError>>) -> Result<(), ApiError> + Send + 'static,
 ) -> BoxStream<'static, Result<Value, ApiError>> {
     let (tx, rx) = mpsc::channel(64);
