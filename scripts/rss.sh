@@ -37,8 +37,12 @@ step() { # name, command...
   "$@" >/dev/null
   printf '%-34s peak %-10s now %-10s %5.1f s\n' "$name" "$(hwm)" "$(rss)" "$(echo "$(date +%s.%N) - $t0" | bc)"
 }
-addfile() { # size in MiB, output file for add's last line ({"Name","Hash","Size"})
-  head -c "$(( $1 * 1048576 ))" /dev/urandom | rpc "add?pin=true&progress=false" -F "file=@-" | tail -1 >"$2"
+mkfile() { # size in MiB, path (curl streams a file; it would buffer all of stdin)
+  head -c "$(( $1 * 1048576 ))" /dev/urandom >"$2"
+}
+addfile() { # file, output file for add's last line ({"Name","Hash","Size"})
+  rpc "add?pin=true&progress=false" -F "file=@$1" | tail -1 >"$2"
+  rm -f "$1"
 }
 hash_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Hash"])' "$1"; }
 
@@ -47,8 +51,10 @@ REPO="$WORK/big"
 CAIRN_PATH="$REPO" "$BIN" init --profile test >/dev/null
 start "$REPO"
 printf '%-34s now %s\n' "idle after start" "$(rss)"
-addfile 1024 "$WORK/first.json"
-step "add 2 GiB file (pinned)" addfile 2048 "$WORK/second.json"
+mkfile 1024 "$WORK/first.bin"
+addfile "$WORK/first.bin" "$WORK/first.json"
+mkfile 2048 "$WORK/second.bin"
+step "add 2 GiB file (pinned)" addfile "$WORK/second.bin" "$WORK/second.json"
 SECOND=$(hash_of "$WORK/second.json")
 LIVE=$(rpc repo/stat | python3 -c 'import json,sys; print(json.load(sys.stdin)["RepoSize"])')
 echo "after add: live blocks 3 GiB; RepoSize $LIVE; du -sb $(du -sb "$REPO" | cut -f1)"
