@@ -38,8 +38,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cairn daemon` on the repo and waits for `Daemon is ready`.
     pub fn start(repo: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("daemon")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("daemon");
+        Self::start_cmd(repo, cmd)
+    }
+
+    /// Starts the daemon command `cmd` (`cairn daemon ...`) on the repo and waits until ready.
+    pub fn start_cmd(repo: &Path, mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .env("CAIRN_PATH", repo)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("LISTEN_FDS")
