@@ -1002,6 +1002,17 @@ impl Blockstore {
             if !visited.insert(compact(cid.hash())) {
                 continue;
             }
+            if cid.codec() == RAW {
+                // A raw block has no links: the index says whether it is there, and its bytes
+                // (most of a file's bytes) need not be read and hashed.
+                if !self.has(&cid)? {
+                    return Err(on_missing(cid));
+                }
+                if !visit(&cid) {
+                    return Ok(());
+                }
+                continue;
+            }
             let Some(block) = self.get(&cid)? else {
                 return Err(on_missing(cid));
             };

@@ -94,7 +94,15 @@ fn raw_v1(cid: &str) -> String {
 #[tokio::test]
 async fn gc_streams_removals_and_stream_errors_reports_failures() {
     let api = start().await;
-    let keep = put(&api, &random(100 << 10)).await;
+    // The pinned block is dag-cbor (a 100 KiB byte string), so GC must read it to find links.
+    let mut cbor = vec![0x5a];
+    cbor.extend_from_slice(&(100u32 << 10).to_be_bytes());
+    cbor.extend_from_slice(&random(100 << 10));
+    let a = api
+        .post_files("/api/v0/block/put?cid-codec=dag-cbor", &[&cbor])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let keep = a.lines()[0]["Key"].as_str().unwrap().to_string();
     let mut drop = Vec::new();
     for _ in 0..3 {
         drop.push(put(&api, &random(100 << 10)).await);
