@@ -47,10 +47,11 @@ fn main() {
     let mib: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(256);
     let kib: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(256);
     let layout = args.get(3).map(String::as_str).unwrap_or("files");
-    let dir = tempfile::tempdir_in(std::env::var("SPACE_DIR").unwrap_or_else(|_| ".".into()))
-        .unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var("SPACE_DIR").unwrap_or_else(|_| ".".into())).unwrap();
     // Space, not durability, is measured here: buffered puts, one flush before each measurement.
-    let mut config = BlockstoreConfig::default().with_durability(cairn_blockstore::Durability::Buffered);
+    let mut config =
+        BlockstoreConfig::default().with_durability(cairn_blockstore::Durability::Buffered);
     if layout == "sled" {
         config = config.with_file_threshold(usize::MAX);
     }
