@@ -6,7 +6,8 @@
 //!
 //!     cargo bench -p cairn-blockstore --bench durability [-- <MiB per case>]
 //!
-//! Cases: 256 KiB blocks (kept as files) and 1 KiB blocks (kept in sled). Each case writes the
+//! Cases: 256 KiB blocks (kept as files) and 1 KiB blocks (kept in sled); for each, durable
+//! single puts, buffered single puts, raw fsync'd files, and durable `put_many` of 16 blocks. Each case writes the
 //! same amount with fresh random blocks into a fresh store under `target/`, and prints blocks/s,
 //! MiB/s, and for the durable store the number of flushes its puts shared.
 
@@ -96,6 +97,37 @@ fn store_case(
     line(name, n, size, secs, &extra)
 }
 
+/// Durable `put_many` in batches of 16 (what `add` does with its chunks).
+fn batch_case(root: &Path, n: usize, size: usize, seed: u64) -> f64 {
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let store = Blockstore::open(dir.path()).unwrap();
+    let per_writer = blocks(n, size, seed);
+    let start = Instant::now();
+    let threads: Vec<_> = per_writer
+        .into_iter()
+        .map(|bs| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for chunk in bs.chunks(16) {
+                    store.put_many(chunk.to_vec()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let flushes = store.op_counts().flushes;
+    line(
+        "durable put_many (16/batch)",
+        n,
+        size,
+        secs,
+        &format!("  ({flushes} flushes)"),
+    )
+}
+
 fn raw_case(root: &Path, n: usize, size: usize, seed: u64) -> f64 {
     let dir = tempfile::tempdir_in(root).unwrap();
     let path = dir.path().to_path_buf();
@@ -141,10 +173,12 @@ fn main() {
             2,
         );
         let raw = raw_case(&root, n, size, 3);
+        let batched = batch_case(&root, n, size, 4);
         println!(
-            "durable/buffered {:.0}%, durable/raw fsync {:.0}%",
+            "durable/buffered {:.0}%, durable/raw fsync {:.0}%, durable put_many/buffered {:.0}%",
             100.0 * durable / buffered,
-            100.0 * durable / raw
+            100.0 * durable / raw,
+            100.0 * batched / buffered
         );
     }
     let _ = std::fs::remove_dir_all(&root);

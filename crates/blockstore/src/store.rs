@@ -600,11 +600,24 @@ impl Blockstore {
         }
         let bytes: u64 = todo.iter().map(|(_, b)| b.len() as u64).sum();
         self.check_space(bytes)?;
+        // Large bodies first, as one group of files (see FlatFs::write_many).
+        if let Some(files) = &self.inner.files {
+            let large = todo
+                .iter()
+                .filter(|(_, b)| self.location_for(b.len()) == Location::File)
+                .map(|(k, b)| (&k[..], &b.data()[..]));
+            files
+                .write_many(large, self.durable())
+                .map_err(BlockstoreError::io("write", files.root()))?;
+        }
         let mut inline = Vec::new();
         let mut index = Vec::with_capacity(todo.len());
         for (key, block) in &todo {
             let record = match self.location_for(block.len()) {
-                Location::File => self.write_body(key, block.data())?,
+                Location::File => IndexRecord {
+                    location: Location::File,
+                    size: block.len() as u64,
+                },
                 Location::Inline => {
                     inline.push(BatchOp::Put {
                         key: key.clone(),
