@@ -97,11 +97,14 @@ fn store_case(
     line(name, n, size, secs, &extra)
 }
 
-/// Durable `put_many` in batches of 16 (what `add` does with its chunks).
-fn batch_case(root: &Path, n: usize, size: usize, seed: u64) -> f64 {
+/// Durable `put_many` in batches of 16 (what `add` does with its chunks), from `writers` threads.
+fn batch_case(root: &Path, n: usize, size: usize, seed: u64, writers: usize) -> f64 {
     let dir = tempfile::tempdir_in(root).unwrap();
     let store = Blockstore::open(dir.path()).unwrap();
-    let per_writer = blocks(n, size, seed);
+    let mut per_writer = blocks(n, size, seed);
+    if writers == 1 {
+        per_writer = vec![per_writer.concat()];
+    }
     let start = Instant::now();
     let threads: Vec<_> = per_writer
         .into_iter()
@@ -120,7 +123,7 @@ fn batch_case(root: &Path, n: usize, size: usize, seed: u64) -> f64 {
     let secs = start.elapsed().as_secs_f64();
     let flushes = store.op_counts().flushes;
     line(
-        "durable put_many (16/batch)",
+        &format!("durable put_many 16, {writers}w"),
         n,
         size,
         secs,
@@ -173,7 +176,8 @@ fn main() {
             2,
         );
         let raw = raw_case(&root, n, size, 3);
-        let batched = batch_case(&root, n, size, 4);
+        let batched = batch_case(&root, n, size, 4, WRITERS);
+        batch_case(&root, n, size, 5, 1);
         println!(
             "durable/buffered {:.0}%, durable/raw fsync {:.0}%, durable put_many/buffered {:.0}%",
             100.0 * durable / buffered,
