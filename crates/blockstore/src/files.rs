@@ -124,8 +124,8 @@ impl FlatFs {
     }
 
     /// Writes several block files: every file written and renamed first, then (when durable)
-    /// every file fsynced (in parallel) and every directory touched fsynced once. Cheaper than
-    /// one [`FlatFs::write`] after another, whose fsyncs each wait a full round trip. A crash
+    /// every file and every directory touched fsynced, in parallel, once. Cheaper than one
+    /// [`FlatFs::write`] after another, whose fsyncs each wait a full round trip. A crash
     /// before the fsyncs can leave files with partial bytes, but the caller records them in the
     /// index only after this returns, so such files are orphans (GC removes them), never blocks.
     pub fn write_many<'a>(
@@ -161,13 +161,17 @@ impl FlatFs {
             dirs.insert(dir);
         }
         if durable {
-            // fsyncs in parallel: the disk and the file system's journal merge concurrent
-            // flushes, one after another they each wait a full round trip.
+            // Files and directories fsynced in parallel: the disk and the file system's journal
+            // merge concurrent flushes; one after another, each waits a full round trip. Their
+            // order does not matter: nothing names these files until every sync has returned.
+            for dir in dirs {
+                files.push(File::open(dir)?);
+            }
             let width = files.len().div_ceil(SYNC_THREADS).max(1);
             std::thread::scope(|scope| -> io::Result<()> {
                 let workers: Vec<_> = files
                     .chunks(width)
-                    .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| f.sync_data())))
+                    .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(File::sync_all)))
                     .collect();
                 for w in workers {
                     w.join()
@@ -175,9 +179,6 @@ impl FlatFs {
                 }
                 Ok(())
             })?;
-            for dir in &dirs {
-                File::open(dir)?.sync_all()?;
-            }
         }
         Ok(())
     }
