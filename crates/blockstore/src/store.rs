@@ -218,6 +218,9 @@ struct Inner {
     files: Option<FlatFs>,
     /// The engine's directory, for free-space checks.
     dir: Option<PathBuf>,
+    /// The running totals, as last written under [`TOTALS_KEY`]; the lock orders index batches so
+    /// each writes the totals that follow from the one before.
+    totals: Mutex<StoreStat>,
 }
 
 /// Where a block's bytes are.
@@ -239,7 +242,30 @@ struct IndexRecord {
 const INDEX_VERSION: u8 = 1;
 /// The meta key recording that the index was built (stores written before it had no index).
 const LAYOUT_KEY: &[u8] = b"layout";
-const LAYOUT_INDEXED: &[u8] = &[2];
+// Layout 2 (indexed, no totals) was only written by development builds; it is opened as an
+// index whose totals are missing, and they are counted once.
+/// Indexed, with the running totals under [`TOTALS_KEY`].
+const LAYOUT_TOTALS: &[u8] = &[3];
+/// The index tree's one non-block key (no multihash is empty): the number of blocks and their
+/// bytes, `[blocks u64 LE][bytes u64 LE]`. It is written in the same atomic batch as every index
+/// change, so after any crash it agrees with the records (sled recovers a prefix of batches), and
+/// `stat` reads it instead of walking the index, as Kubo's flatfs keeps its disk-usage file.
+const TOTALS_KEY: &[u8] = b"";
+
+fn encode_totals(t: StoreStat) -> Bytes {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&t.blocks.to_le_bytes());
+    out.extend_from_slice(&t.bytes.to_le_bytes());
+    Bytes::from(out)
+}
+
+fn decode_totals(v: &[u8]) -> Option<StoreStat> {
+    let (a, b) = v.split_at_checked(8)?;
+    Some(StoreStat {
+        blocks: u64::from_le_bytes(a.try_into().ok()?),
+        bytes: u64::from_le_bytes(b.try_into().ok()?),
+    })
+}
 
 impl IndexRecord {
     fn encode(self) -> [u8; 10] {
@@ -368,31 +394,69 @@ impl Blockstore {
                 commit: GroupCommit::default(),
                 files,
                 dir,
+                totals: Mutex::new(StoreStat::default()),
             }),
         }
     }
 
-    /// Builds the index of a store written before there was one: one pass over the blocks.
+    /// Loads the running totals; builds the index (and totals) of a store written before there
+    /// was one, with one pass over the blocks, or the totals of an index without them.
     fn ensure_index(&self) -> Result<()> {
         let e = self.engine();
-        if e.get(Keyspace::Meta, LAYOUT_KEY)?.as_deref() == Some(LAYOUT_INDEXED) {
+        let layout = e.get(Keyspace::Meta, LAYOUT_KEY)?;
+        if layout.as_deref() == Some(LAYOUT_TOTALS)
+            && let Some(t) = e
+                .get(Keyspace::Index, TOTALS_KEY)?
+                .and_then(|v| decode_totals(&v))
+        {
+            *self.inner.totals.lock() = t;
             return Ok(());
         }
-        let mut n = 0u64;
-        for r in e.iter(Keyspace::Blocks) {
+        let mut totals = StoreStat::default();
+        if layout.is_none() {
+            for r in e.iter(Keyspace::Blocks) {
+                let (key, value) = r?;
+                let record = IndexRecord {
+                    location: Location::Inline,
+                    size: value.len() as u64,
+                };
+                e.put(Keyspace::Index, &key, &record.encode())?;
+            }
+        }
+        for r in e.iter(Keyspace::Index) {
             let (key, value) = r?;
-            let record = IndexRecord {
-                location: Location::Inline,
-                size: value.len() as u64,
-            };
-            e.put(Keyspace::Index, &key, &record.encode())?;
-            n += 1;
+            if key.is_empty() {
+                continue;
+            }
+            totals.blocks += 1;
+            totals.bytes += IndexRecord::decode(&key, &value)?.size;
         }
-        e.put(Keyspace::Meta, LAYOUT_KEY, LAYOUT_INDEXED)?;
+        e.put(Keyspace::Index, TOTALS_KEY, &encode_totals(totals))?;
+        e.put(Keyspace::Meta, LAYOUT_KEY, LAYOUT_TOTALS)?;
         e.flush()?;
-        if n > 0 {
-            tracing::info!("indexed {n} blocks written by an earlier version");
+        *self.inner.totals.lock() = totals;
+        if totals.blocks > 0 {
+            tracing::info!(
+                "indexed {} blocks written by an earlier version",
+                totals.blocks
+            );
         }
+        Ok(())
+    }
+
+    /// Applies index changes and the totals they imply, in one atomic batch.
+    fn apply_index(&self, mut ops: Vec<BatchOp>, blocks: i64, bytes: i64) -> Result<()> {
+        let mut t = self.inner.totals.lock();
+        let next = StoreStat {
+            blocks: t.blocks.saturating_add_signed(blocks),
+            bytes: t.bytes.saturating_add_signed(bytes),
+        };
+        ops.push(BatchOp::Put {
+            key: TOTALS_KEY.to_vec(),
+            value: encode_totals(next),
+        });
+        self.engine().apply_batch(Keyspace::Index, ops)?;
+        *t = next;
         Ok(())
     }
 
@@ -558,7 +622,18 @@ impl Blockstore {
         }
         self.check_space(block.len() as u64)?;
         let record = self.write_body(&key, block.data())?;
-        self.engine().put(Keyspace::Index, &key, &record.encode())?;
+        let (blocks, bytes) = match old {
+            Some(o) => (0, record.size as i64 - o.size as i64),
+            None => (1, record.size as i64),
+        };
+        self.apply_index(
+            vec![BatchOp::Put {
+                key: key.clone(),
+                value: Bytes::copy_from_slice(&record.encode()),
+            }],
+            blocks,
+            bytes,
+        )?;
         if let Some(old) = old.filter(|o| o.location != record.location) {
             self.remove_body(&key, old)?;
         }
@@ -579,6 +654,7 @@ impl Blockstore {
         }
         let _guard = self.gc_guard();
         let mut todo = Vec::with_capacity(blocks.len());
+        let mut replaced = Vec::with_capacity(blocks.len());
         let mut seen = HashSet::new();
         for block in blocks {
             if block.cid().hash().code() == IDENTITY {
@@ -588,11 +664,13 @@ impl Blockstore {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            if let Some(old) = self.index_record(&key)?
+            let old = self.index_record(&key)?;
+            if let Some(old) = old
                 && self.intact(&key, old, block.data())
             {
                 continue;
             }
+            replaced.push(old.map(|o| o.size));
             todo.push((key, block));
         }
         if todo.is_empty() {
@@ -637,7 +715,9 @@ impl Blockstore {
         if !inline.is_empty() {
             self.engine().apply_batch(Keyspace::Blocks, inline)?;
         }
-        self.engine().apply_batch(Keyspace::Index, index)?;
+        let added = replaced.iter().filter(|r| r.is_none()).count() as i64;
+        let old_bytes: u64 = replaced.iter().flatten().sum();
+        self.apply_index(index, added, bytes as i64 - old_bytes as i64)?;
         self.commit_if_durable()?;
         let new = todo.len();
         let c = &self.inner.counters;
@@ -704,7 +784,11 @@ impl Blockstore {
         let Some(record) = self.index_record(&key)? else {
             return Ok(false);
         };
-        self.engine().delete(Keyspace::Index, &key)?;
+        self.apply_index(
+            vec![BatchOp::Delete { key: key.clone() }],
+            -1,
+            -(record.size as i64),
+        )?;
         // The record's removal is durable before the bytes go: a crash in between leaves an
         // orphan file (GC removes it), never a record without bytes.
         self.commit_if_durable()?;
@@ -716,18 +800,30 @@ impl Blockstore {
     /// Every stored block, as CIDv1 raw: the store keys by multihash and keeps no codec (as Kubo).
     /// Streams the index: memory does not grow with the store.
     pub fn list(&self) -> impl Iterator<Item = Result<Cid>> + '_ {
-        self.engine().iter(Keyspace::Index).map(|r| {
-            let (key, _) = r?;
-            cid_of_key(&key)
-        })
+        self.engine()
+            .iter(Keyspace::Index)
+            .filter(|r| !matches!(r, Ok((key, _)) if key.is_empty()))
+            .map(|r| {
+                let (key, _) = r?;
+                cid_of_key(&key)
+            })
     }
 
-    /// The number of blocks and their total size, from the index: no block is read, and memory
-    /// stays constant (one pass over ~50 bytes a block).
+    /// The number of blocks and their total size: the running totals kept with the index, so
+    /// this reads nothing (constant time and memory, whatever the store holds).
     pub fn stat(&self) -> Result<StoreStat> {
+        Ok(*self.inner.totals.lock())
+    }
+
+    /// The same totals counted by walking the whole index (no block data is read; one record in
+    /// memory at a time). For checks of [`Blockstore::stat`].
+    pub fn stat_by_walking(&self) -> Result<StoreStat> {
         let mut stat = StoreStat::default();
         for r in self.engine().iter(Keyspace::Index) {
             let (key, v) = r?;
+            if key.is_empty() {
+                continue;
+            }
             stat.blocks += 1;
             stat.bytes += IndexRecord::decode(&key, &v)?.size;
         }
@@ -755,6 +851,9 @@ impl Blockstore {
         let mut summary = VerifySummary::default();
         for r in self.engine().iter(Keyspace::Index) {
             let (key, v) = r?;
+            if key.is_empty() {
+                continue;
+            }
             let record = IndexRecord::decode(&key, &v)?;
             let cid = cid_of_key(&key)?;
             summary.checked += 1;
@@ -1133,7 +1232,8 @@ impl Blockstore {
                 .map(|(key, _)| BatchOp::Delete { key: key.clone() })
                 .collect()
         };
-        self.engine().apply_batch(Keyspace::Index, ops(|_| true))?;
+        let bytes: u64 = doomed.iter().map(|(_, r)| r.size).sum();
+        self.apply_index(ops(|_| true), -(doomed.len() as i64), -(bytes as i64))?;
         let inline = ops(|r| r.location == Location::Inline);
         if !inline.is_empty() {
             self.engine().apply_batch(Keyspace::Blocks, inline)?;
@@ -1159,6 +1259,7 @@ impl Blockstore {
         files
             .walk(|path, key| {
                 let orphan = match key {
+                    Some(key) if key.is_empty() => true,
                     Some(key) => match self.engine().has(Keyspace::Index, &key) {
                         Ok(has) => !has,
                         Err(e) => {

@@ -215,3 +215,40 @@ fn a_write_that_would_fill_the_disk_is_refused_cleanly() {
     assert!(err.to_string().contains("no space left on device"), "{err}");
     assert!(!store.has(b.cid()).unwrap());
 }
+
+#[test]
+fn running_totals_match_the_index_through_every_change_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let check = |store: &Blockstore| {
+        assert_eq!(store.stat().unwrap(), store.stat_by_walking().unwrap());
+    };
+    let bad = random_block(&mut rng, 100 << 10);
+    {
+        let store = Blockstore::open(dir.path()).unwrap();
+        let many: Vec<Block> = (0..6)
+            .map(|i| random_block(&mut rng, if i % 2 == 0 { 500 } else { 90 << 10 }))
+            .collect();
+        store.put_many(many.clone()).unwrap();
+        store.put(&bad).unwrap();
+        store.put(&many[0]).unwrap(); // already there: no change
+        check(&store);
+        assert_eq!(store.stat().unwrap().blocks, 7);
+        store.delete(many[1].cid()).unwrap();
+        check(&store);
+        store.pin(many[2].cid(), PinMode::Direct).unwrap();
+        store.gc().unwrap();
+        check(&store);
+        assert_eq!(store.stat().unwrap().blocks, 1);
+        store.put(&bad).unwrap();
+        // Damage, then repair: the count stays, the bytes stay.
+        let path = flatfs_path(&dir.path().join("blocks"), &bad);
+        std::fs::write(&path, b"short").unwrap();
+        assert!(store.put(&bad).unwrap());
+        check(&store);
+        assert_eq!(store.stat().unwrap().blocks, 2);
+    }
+    let store = Blockstore::open(dir.path()).unwrap();
+    check(&store);
+    assert_eq!(store.stat().unwrap().blocks, 2);
+}
