@@ -444,13 +444,31 @@ impl Blockstore {
         Ok(())
     }
 
-    /// Applies index changes and the totals they imply, in one atomic batch.
-    fn apply_index(&self, mut ops: Vec<BatchOp>, blocks: i64, bytes: i64) -> Result<()> {
+    /// Applies index changes and the totals they imply, in one atomic batch. The change each op
+    /// makes to the totals is read from the index under the totals lock, so two writers racing
+    /// to store (or remove) the same block count it once.
+    fn apply_index(&self, mut ops: Vec<BatchOp>) -> Result<()> {
         let mut t = self.inner.totals.lock();
-        let next = StoreStat {
-            blocks: t.blocks.saturating_add_signed(blocks),
-            bytes: t.bytes.saturating_add_signed(bytes),
-        };
+        let mut next = *t;
+        for op in &ops {
+            let (key, new_size) = match op {
+                BatchOp::Put { key, value } => (key, Some(IndexRecord::decode(key, value)?.size)),
+                BatchOp::Delete { key } => (key, None),
+            };
+            let old_size = self.index_record(key)?.map(|r| r.size);
+            match (old_size, new_size) {
+                (None, Some(n)) => {
+                    next.blocks += 1;
+                    next.bytes += n;
+                }
+                (Some(o), Some(n)) => next.bytes = (next.bytes + n).saturating_sub(o),
+                (Some(o), None) => {
+                    next.blocks = next.blocks.saturating_sub(1);
+                    next.bytes = next.bytes.saturating_sub(o);
+                }
+                (None, None) => {}
+            }
+        }
         ops.push(BatchOp::Put {
             key: TOTALS_KEY.to_vec(),
             value: encode_totals(next),
@@ -622,18 +640,10 @@ impl Blockstore {
         }
         self.check_space(block.len() as u64)?;
         let record = self.write_body(&key, block.data())?;
-        let (blocks, bytes) = match old {
-            Some(o) => (0, record.size as i64 - o.size as i64),
-            None => (1, record.size as i64),
-        };
-        self.apply_index(
-            vec![BatchOp::Put {
-                key: key.clone(),
-                value: Bytes::copy_from_slice(&record.encode()),
-            }],
-            blocks,
-            bytes,
-        )?;
+        self.apply_index(vec![BatchOp::Put {
+            key: key.clone(),
+            value: Bytes::copy_from_slice(&record.encode()),
+        }])?;
         if let Some(old) = old.filter(|o| o.location != record.location) {
             self.remove_body(&key, old)?;
         }
@@ -654,7 +664,6 @@ impl Blockstore {
         }
         let _guard = self.gc_guard();
         let mut todo = Vec::with_capacity(blocks.len());
-        let mut replaced = Vec::with_capacity(blocks.len());
         let mut seen = HashSet::new();
         for block in blocks {
             if block.cid().hash().code() == IDENTITY {
@@ -670,7 +679,6 @@ impl Blockstore {
             {
                 continue;
             }
-            replaced.push(old.map(|o| o.size));
             todo.push((key, block));
         }
         if todo.is_empty() {
@@ -715,9 +723,7 @@ impl Blockstore {
         if !inline.is_empty() {
             self.engine().apply_batch(Keyspace::Blocks, inline)?;
         }
-        let added = replaced.iter().filter(|r| r.is_none()).count() as i64;
-        let old_bytes: u64 = replaced.iter().flatten().sum();
-        self.apply_index(index, added, bytes as i64 - old_bytes as i64)?;
+        self.apply_index(index)?;
         self.commit_if_durable()?;
         let new = todo.len();
         let c = &self.inner.counters;
@@ -784,11 +790,7 @@ impl Blockstore {
         let Some(record) = self.index_record(&key)? else {
             return Ok(false);
         };
-        self.apply_index(
-            vec![BatchOp::Delete { key: key.clone() }],
-            -1,
-            -(record.size as i64),
-        )?;
+        self.apply_index(vec![BatchOp::Delete { key: key.clone() }])?;
         // The record's removal is durable before the bytes go: a crash in between leaves an
         // orphan file (GC removes it), never a record without bytes.
         self.commit_if_durable()?;
@@ -1232,8 +1234,7 @@ impl Blockstore {
                 .map(|(key, _)| BatchOp::Delete { key: key.clone() })
                 .collect()
         };
-        let bytes: u64 = doomed.iter().map(|(_, r)| r.size).sum();
-        self.apply_index(ops(|_| true), -(doomed.len() as i64), -(bytes as i64))?;
+        self.apply_index(ops(|_| true))?;
         let inline = ops(|r| r.location == Location::Inline);
         if !inline.is_empty() {
             self.engine().apply_batch(Keyspace::Blocks, inline)?;

@@ -252,3 +252,32 @@ fn running_totals_match_the_index_through_every_change_and_a_reopen() {
     check(&store);
     assert_eq!(store.stat().unwrap().blocks, 2);
 }
+
+#[test]
+fn writers_racing_to_store_the_same_blocks_count_them_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(dir.path()).unwrap();
+    let mut rng = StdRng::seed_from_u64(8);
+    let blocks: Vec<Block> = (0..20)
+        .map(|i| random_block(&mut rng, if i % 2 == 0 { 700 } else { 70 << 10 }))
+        .collect();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (store, blocks) = (store.clone(), blocks.clone());
+            std::thread::spawn(move || {
+                for b in &blocks {
+                    if t % 2 == 0 {
+                        store.put(b).unwrap();
+                    } else {
+                        store.put_many([b.clone()]).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.stat().unwrap(), store.stat_by_walking().unwrap());
+    assert_eq!(store.stat().unwrap().blocks, 20);
+}
