@@ -187,6 +187,10 @@ pub struct DaemonArgs {
     /// Turn pubsub on regardless of the config (Kubo's flag).
     #[arg(long)]
     pub enable_pubsub_experiment: bool,
+    /// Collect garbage every `Datastore.GCPeriod` while the repo is above
+    /// `Datastore.StorageGCWatermark` percent of `Datastore.StorageMax` (Kubo's flag).
+    #[arg(long)]
+    pub enable_gc: bool,
 }
 
 /// `cairn block ...`
@@ -369,9 +373,28 @@ pub enum PinCmd {
 #[derive(Debug, Subcommand)]
 pub enum RepoCmd {
     /// Show the repo's size and object count.
-    Stat,
+    Stat {
+        /// Only the sizes (RepoSize, StorageMax), without counting objects.
+        #[arg(long, short = 's')]
+        size_only: bool,
+        /// Sizes in human units (MB, GB).
+        #[arg(long, short = 'H')]
+        human: bool,
+    },
     /// Remove unpinned blocks.
-    Gc,
+    Gc {
+        /// Print only the removed CIDs.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Print errors as they happen and go on.
+        #[arg(long)]
+        stream_errors: bool,
+        /// Print nothing.
+        #[arg(long)]
+        silent: bool,
+    },
+    /// Check every stored block against its hash; name each damaged one.
+    Verify,
 }
 
 /// `cairn dag ...`

@@ -101,6 +101,61 @@ fn notify(state: &[NotifyState]) {
     }
 }
 
+/// `--enable-gc`, as Kubo's `corerepo.PeriodicGC`: every `Datastore.GCPeriod`, if the store takes
+/// more than `StorageGCWatermark` percent of `StorageMax` on disk, collect garbage. The task ends
+/// with the node. Bad values are refused at start, as Kubo refuses them.
+fn spawn_periodic_gc(
+    node: &cairn::node::Node,
+    datastore: &cairn::node::config::DatastoreConfig,
+) -> anyhow::Result<()> {
+    let period = datastore
+        .gc_period()
+        .filter(|p| !p.is_zero())
+        .with_context(|| {
+            format!(
+                "Datastore.GCPeriod {:?} is not a duration",
+                datastore.gc_period
+            )
+        })?;
+    let watermark = datastore.gc_watermark_bytes().with_context(|| {
+        format!(
+            "Datastore.StorageMax {:?} is not a size",
+            datastore.storage_max
+        )
+    })?;
+    out!("Garbage collection every {period:?} above {watermark} bytes");
+    let node = node.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            let Ok(store) = node.blockstore() else { return };
+            let run = tokio::task::spawn_blocking(
+                move || -> Result<_, cairn::blockstore::BlockstoreError> {
+                    let used = store.disk_usage()?;
+                    if used <= watermark {
+                        return Ok((used, None));
+                    }
+                    Ok((used, Some(store.gc_each(|_, _| {})?)))
+                },
+            );
+            match run.await {
+                Ok(Ok((used, Some(s)))) => tracing::info!(
+                    "periodic GC: repo was {used} bytes (watermark {watermark}); removed {} blocks, {} bytes",
+                    s.removed,
+                    s.freed_bytes
+                ),
+                Ok(Ok((used, None))) => {
+                    tracing::debug!("periodic GC skipped: {used} bytes <= watermark {watermark}")
+                }
+                Ok(Err(e)) => tracing::error!("periodic GC failed: {e}"),
+                Err(e) => tracing::error!("periodic GC task failed: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Runs the daemon until it is shut down; returns the exit code.
 pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     out!("Initializing daemon...");
@@ -194,6 +249,10 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     tokio::spawn(signals.handle(token.clone()));
     out!("Daemon is ready");
     notify(&[NotifyState::Ready, NotifyState::Status("ready")]);
+
+    if args.enable_gc {
+        spawn_periodic_gc(&node, &config.datastore)?;
+    }
 
     if let Some(interval) = sd_notify::watchdog_enabled() {
         let node = node.clone();

@@ -495,24 +495,57 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Repo(r) => match r {
-            RepoCmd::Stat => {
-                let v = rpc.json("repo/stat", call()).await?;
+            RepoCmd::Stat { size_only, human } => {
+                let v = rpc
+                    .json("repo/stat", call().opt("size-only", size_only))
+                    .await?;
+                let size = |k: &str| {
+                    let n = v[k].as_u64().unwrap_or_default();
+                    if human { human_bytes(n) } else { n.to_string() }
+                };
                 if json {
                     print_json(&v)
+                } else if size_only {
+                    out!("RepoSize:   {}", size("RepoSize"));
+                    out!("StorageMax: {}", size("StorageMax"));
                 } else {
                     out!("NumObjects: {}", v["NumObjects"]);
-                    out!("RepoSize:   {}", v["RepoSize"]);
-                    out!("StorageMax: {}", v["StorageMax"]);
+                    out!("RepoSize:   {}", size("RepoSize"));
+                    out!("StorageMax: {}", size("StorageMax"));
                     out!("RepoPath:   {}", v["RepoPath"].as_str().unwrap_or_default());
                     out!("Version:    {}", v["Version"].as_str().unwrap_or_default());
                 }
             }
-            RepoCmd::Gc => {
-                rpc.stream("repo/gc", call(), |v| {
+            RepoCmd::Gc {
+                quiet,
+                stream_errors,
+                silent,
+            } => {
+                let c = call()
+                    .opt("stream-errors", stream_errors)
+                    .opt("silent", silent);
+                rpc.stream("repo/gc", c, |v| {
                     if json {
                         out!("{v}");
+                    } else if let Some(e) = v["Error"].as_str() {
+                        eprintln!("{e}");
+                    } else if quiet {
+                        out!("{}", v["Key"]["/"].as_str().unwrap_or_default());
                     } else {
                         out!("removed {}", v["Key"]["/"].as_str().unwrap_or_default());
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            RepoCmd::Verify => {
+                rpc.stream("repo/verify", call(), |v| {
+                    if json {
+                        out!("{v}");
+                    } else if let Some(msg) = v["Msg"].as_str().filter(|m| !m.is_empty()) {
+                        out!("{msg}");
+                    } else {
+                        out!("{} blocks processed.", v["Progress"]);
                     }
                     Ok(())
                 })

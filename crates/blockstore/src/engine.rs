@@ -19,16 +19,25 @@ pub enum Keyspace {
     Pins,
     /// Small bookkeeping values.
     Meta,
+    /// The block index: multihash bytes to a small record (size, where the bytes live). Reading
+    /// it never touches block data, so `stat` and `has` stay cheap however big the blocks are.
+    Index,
 }
 
 impl Keyspace {
-    const ALL: [Keyspace; 3] = [Keyspace::Blocks, Keyspace::Pins, Keyspace::Meta];
+    const ALL: [Keyspace; 4] = [
+        Keyspace::Blocks,
+        Keyspace::Pins,
+        Keyspace::Meta,
+        Keyspace::Index,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Keyspace::Blocks => "blocks",
             Keyspace::Pins => "pins",
             Keyspace::Meta => "meta",
+            Keyspace::Index => "index",
         }
     }
 }
@@ -72,13 +81,17 @@ pub trait StorageEngine: Send + Sync + std::fmt::Debug + 'static {
     fn apply_batch(&self, ks: Keyspace, ops: Vec<BatchOp>) -> EngineResult<()>;
     /// Makes every completed write durable (written and fsynced).
     fn flush(&self) -> EngineResult<()>;
+    /// Bytes the engine occupies on disk (0 for engines without files). Used by `repo/stat`.
+    fn size_on_disk(&self) -> EngineResult<u64> {
+        Ok(0)
+    }
 }
 
 /// The sled engine: one sled tree per keyspace.
 #[derive(Clone, Debug)]
 pub struct SledEngine {
     db: sled::Db,
-    trees: [sled::Tree; 3],
+    trees: [sled::Tree; 4],
 }
 
 impl SledEngine {
@@ -90,11 +103,12 @@ impl SledEngine {
 
     /// Wraps an already open sled database.
     pub fn from_db(db: sled::Db) -> EngineResult<Self> {
-        let [a, b, c] = Keyspace::ALL;
+        let [a, b, c, d] = Keyspace::ALL;
         let trees = [
             db.open_tree(a.name())?,
             db.open_tree(b.name())?,
             db.open_tree(c.name())?,
+            db.open_tree(d.name())?,
         ];
         Ok(SledEngine { db, trees })
     }
@@ -155,12 +169,16 @@ impl StorageEngine for SledEngine {
         self.db.flush()?;
         Ok(())
     }
+
+    fn size_on_disk(&self) -> EngineResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
 }
 
 /// An in-memory engine for tests and for embedders that want no files.
 #[derive(Debug, Default)]
 pub struct MemoryEngine {
-    spaces: [RwLock<BTreeMap<Vec<u8>, Bytes>>; 3],
+    spaces: [RwLock<BTreeMap<Vec<u8>, Bytes>>; 4],
 }
 
 impl MemoryEngine {

@@ -102,9 +102,45 @@ pub enum BlockstoreError {
         /// How it is pinned, Kubo's wording: "pinned: recursive", "pinned via <root>".
         why: String,
     },
-    /// The bytes read back do not hash to the key they were stored under (only with `verify_on_read`).
-    #[error("stored block {0} is corrupt: its data no longer matches its hash")]
+    /// A stored block is damaged: its bytes no longer hash to its key, or are missing. Reads
+    /// answer this instead of the bytes (with `verify_on_read`, the default); a put of the right
+    /// bytes replaces the damaged copy.
+    #[error("block {0} is damaged on disk: its data no longer matches its hash")]
     Corrupt(Cid),
+    /// A block's index record could not be decoded.
+    #[error("stored index record for {key} is corrupt")]
+    CorruptIndex {
+        /// The raw key, hex-encoded.
+        key: String,
+    },
+    /// A write was refused because it would leave less than the configured reserve free on the
+    /// file system (`BlockstoreConfig::min_free_bytes`). Nothing was written; reads still work,
+    /// and writes work again once space is freed (`repo gc`, or more disk).
+    #[error(
+        "write {}: no space left on device ({available} bytes free; {needed} needed plus a reserve of {reserve})",
+        path.display()
+    )]
+    NoSpace {
+        /// The directory whose file system is full.
+        path: std::path::PathBuf,
+        /// Bytes available to the store.
+        available: u64,
+        /// Bytes the write needed.
+        needed: u64,
+        /// Bytes kept free.
+        reserve: u64,
+    },
+    /// A file of the block file store could not be written, read or removed (Go's wording:
+    /// `write <path>: <reason>`, so a full disk reads `no space left on device` as in Kubo).
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done: `write`, `read`, `remove`, `open`, `walk`, `clean`.
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A stored pin record could not be decoded.
     #[error("stored pin record for {key} is corrupt")]
     CorruptPin {
@@ -117,6 +153,24 @@ pub enum BlockstoreError {
 }
 
 impl BlockstoreError {
+    /// Wraps an I/O error on `path` (for `map_err`).
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<std::path::PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| BlockstoreError::Io { op, path, source }
+    }
+
+    /// Whether this is a full disk, refused up front or reported by the file system.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            BlockstoreError::NoSpace { .. } => true,
+            BlockstoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     /// How the pin state of a CID is described when it blocks a removal.
     pub(crate) fn pinned(cid: Cid, mode: PinMode, via: Option<Cid>) -> Self {
         let why = match via {

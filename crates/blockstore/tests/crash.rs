@@ -193,6 +193,12 @@ fn cycle(mode: &str, seed: u64, kill_after: usize) -> anyhow::Result<Tally> {
         .map(|p| p.cid)
         .collect();
     tally.lost += pins.iter().filter(|c| !stored_pins.contains(c)).count();
+    // The running totals agree with the index they were written beside.
+    let (kept, walked) = (store.stat()?, store.stat_by_walking()?);
+    if kept != walked {
+        eprintln!("seed {seed}: totals {kept:?} but the index holds {walked:?}");
+        tally.corrupt += 1;
+    }
     for cid in store.list() {
         let cid = cid?;
         if let Err(e) = store.get(&cid) {

@@ -266,6 +266,11 @@ pub struct DatastoreConfig {
     /// How often automatic GC runs (Go duration).
     #[serde(rename = "GCPeriod")]
     pub gc_period: String,
+    /// Whether every acknowledged write is fsynced first (unset means true, as Kubo's default
+    /// datastore syncs). `false` opts into buffered writes: a crash may lose what was acknowledged
+    /// in the last 500 ms (sled's flush interval), never corrupts what was flushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<bool>,
     /// Unknown keys, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -277,9 +282,53 @@ impl Default for DatastoreConfig {
             storage_max: "10GB".into(),
             storage_gc_watermark: 90,
             gc_period: "1h".into(),
+            sync: None,
             extra: Map::new(),
         }
     }
+}
+
+impl DatastoreConfig {
+    /// `StorageMax` in bytes (Kubo's units: `10GB` is 10^10, `1GiB` is 2^30), or `None` if it
+    /// does not parse.
+    pub fn storage_max_bytes(&self) -> Option<u64> {
+        parse_size(&self.storage_max)
+    }
+
+    /// `GCPeriod` as a duration, or `None` if it does not parse.
+    pub fn gc_period(&self) -> Option<Duration> {
+        parse_go_duration(&self.gc_period)
+    }
+
+    /// The repo size above which the daemon's `--enable-gc` collects:
+    /// `StorageMax × StorageGCWatermark / 100`, as Kubo computes it.
+    pub fn gc_watermark_bytes(&self) -> Option<u64> {
+        let max = self.storage_max_bytes()?;
+        let percent = u64::try_from(self.storage_gc_watermark.clamp(0, 100)).ok()?;
+        Some(max / 100 * percent)
+    }
+}
+
+/// Parses a size as Kubo's config writes them (`10GB`, `500MiB`, `1.5 MiB`, `1024`).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let number: f64 = t[..split].parse().ok()?;
+    let scale: f64 = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * scale) as u64)
 }
 
 /// Kubo-style config profiles, applied on top of the defaults at init.

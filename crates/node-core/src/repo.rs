@@ -230,8 +230,17 @@ impl Repo {
         keypair_of(&self.config.identity)
     }
 
-    /// Opens the repo's sled blockstore (`datastore/`).
+    /// Opens the repo's blockstore: the sled index, pins and small blocks in `datastore/`, large
+    /// block bodies in `blocks/` (Kubo's flatfs layout). `Datastore.Sync: false` in the config
+    /// turns durable writes into buffered ones (see [`cairn_blockstore::Durability`]).
     pub fn open_blockstore(&self, config: BlockstoreConfig) -> Result<Blockstore, RepoError> {
+        let mut config = config;
+        if config.blocks_dir.is_none() {
+            config = config.with_blocks_dir(self.path.join("blocks"));
+        }
+        if self.config.datastore.sync == Some(false) {
+            config = config.with_durability(cairn_blockstore::Durability::Buffered);
+        }
         Ok(Blockstore::open_with(self.path.join("datastore"), config)?)
     }
 

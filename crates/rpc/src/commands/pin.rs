@@ -185,6 +185,31 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
     let _names = req.flag(&["names"], false)?;
     let name_filter = req.opt(&["name", "n"])?.map(String::from);
     let store = state.inner.node.blockstore()?;
+    if stream && req.args.is_empty() {
+        // Streamed as the walk finds them: memory does not grow with the number of pins.
+        return Ok(Output::Stream(super::repo::stream_blocking(move |tx| {
+            store
+                .pins_each(filter, |p| {
+                    if name_filter
+                        .as_ref()
+                        .is_some_and(|f| !p.name.contains(f.as_str()))
+                    {
+                        return Ok(());
+                    }
+                    let mut v = json!({"Cid": p.cid.to_string(), "Type": p.kind.as_str()});
+                    if !p.name.is_empty() {
+                        v["Name"] = json!(p.name);
+                    }
+                    // A client that went away ends the walk.
+                    tx.blocking_send(Ok(v)).map_err(|_| {
+                        cairn_blockstore::BlockstoreError::Engine(
+                            cairn_blockstore::EngineError::Other("client went away".into()),
+                        )
+                    })
+                })
+                .map_err(ApiError::from)
+        })));
+    }
     let mut entries: Vec<(String, String, String)> = Vec::new();
     if req.args.is_empty() {
         let pins = tokio::task::spawn_blocking(move || store.pins(filter))

@@ -1,9 +1,14 @@
-//! `repo/stat` (and `stats/repo`), `repo/gc`, `repo/version`, `stats/bw`.
+//! `repo/stat` (and `stats/repo`), `repo/gc`, `repo/verify`, `repo/version`, `stats/bw`.
+//!
+//! The repo commands run the blockstore's streaming walks on the blocking pool and forward each
+//! result through a small bounded channel, so a repo of any size is answered in constant memory
+//! and a slow client slows the walk down instead of buffering it.
 
-use std::path::Path;
-
+use cairn_blockstore::{Blockstore, BlockstoreError};
 use futures::StreamExt;
-use serde_json::json;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use super::basic::REPO_VERSION;
 use crate::error::ApiError;
@@ -11,58 +16,43 @@ use crate::request::CommandRequest;
 use crate::response::Output;
 use crate::server::ApiState;
 
-/// Parses a size the way Kubo's config writes them (`10GB`, `500MiB`, `1024`).
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let number: f64 = t[..split].parse().ok()?;
-    let scale: f64 = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((number * scale) as u64)
+pub(crate) use cairn_node_core::config::parse_size;
+
+/// Runs `walk` on the blocking pool with a sender for its lines; the stream ends when the walk
+/// returns (its error, if any, ends the stream as Kubo's trailer error).
+pub(crate) fn stream_blocking(
+    walk: impl FnOnce(&mpsc::Sender<Result<Value, ApiError>>) -> Result<(), ApiError> + Send + 'static,
+) -> BoxStream<'static, Result<Value, ApiError>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = walk(&tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
 }
 
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
+/// `repo/stat`: Kubo's fields. `NumObjects` and the sizes come from the blockstore's index and
+/// `RepoSize` is the store's size on disk (sled's files plus the block files): no block is read.
 pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let size_only = req.flag(&["size-only", "s"], false)?;
+    // `human` only changes the CLI's text; the JSON carries bytes either way, as in Kubo.
     let _human = req.flag(&["human", "H"], false)?;
     let store = state.inner.node.blockstore()?;
-    let repo = state.inner.repo_path.clone();
     let storage_max =
         parse_size(&state.inner.config.lock().datastore.storage_max).unwrap_or(10_000_000_000);
     let (stat, disk) = tokio::task::spawn_blocking(move || {
-        let stat = store.stat();
-        let disk = repo.as_deref().map(dir_size);
+        let disk = store.disk_usage();
+        let stat = if size_only {
+            Ok(Default::default())
+        } else {
+            store.stat()
+        };
         (stat, disk)
     })
     .await
     .map_err(ApiError::command)?;
-    let stat = stat?;
-    let repo_size = disk.unwrap_or(stat.bytes);
+    let (stat, repo_size) = (stat?, disk?);
     if size_only {
         return Ok(Output::Once(
             json!({"RepoSize": repo_size, "StorageMax": storage_max}),
@@ -77,20 +67,63 @@ pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Outpu
     })))
 }
 
+/// `repo/gc`: one `{"Key":{"/":cid}}` line per removed block, streamed as GC removes them
+/// (`quiet` changes only the CLI's text, `silent` sends nothing). A failure ends the stream with
+/// the error; with `stream-errors` it is sent as a `{"Key":null,"Error":...}` line and the stream
+/// ends with Kubo's `encountered errors during gc run`.
 pub(crate) async fn gc(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let _quiet = req.flag(&["quiet", "q"], false)?;
     let silent = req.flag(&["silent"], false)?;
-    let _stream_errors = req.flag(&["stream-errors"], false)?;
-    let report = state.inner.node.gc().await?;
-    if silent {
-        return Ok(Output::stream_of(Vec::new()));
+    let stream_errors = req.flag(&["stream-errors"], false)?;
+    let store = state.inner.node.blockstore()?;
+    Ok(Output::Stream(stream_blocking(move |tx| {
+        let result = store.gc_each(|cid, _| {
+            if !silent {
+                // A client that went away stops the output, not the collection.
+                let _ = tx.blocking_send(Ok(json!({"Key": {"/": cid.to_string()}})));
+            }
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if stream_errors => {
+                let _ = tx.blocking_send(Ok(json!({"Key": null, "Error": e.to_string()})));
+                Err(ApiError::command("encountered errors during gc run"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })))
+}
+
+/// `repo/verify`, as Kubo: `{"Msg":"block <cid> was corrupt (<why>)","Progress":0}` for each
+/// damaged block as it is found, `{"Msg":"","Progress":n}` with the number checked, then
+/// `verify complete, all blocks validated.`, or the error `verify complete, some blocks were
+/// corrupt` if any was.
+pub(crate) async fn verify(state: &ApiState) -> Result<Output, ApiError> {
+    let store = state.inner.node.blockstore()?;
+    Ok(Output::Stream(stream_blocking(move |tx| {
+        verify_walk(&store, tx)
+    })))
+}
+
+fn verify_walk(
+    store: &Blockstore,
+    tx: &mpsc::Sender<Result<Value, ApiError>>,
+) -> Result<(), ApiError> {
+    let summary = store.verify_each(|cid, why: BlockstoreError| {
+        let msg = format!("block {cid} was corrupt ({why})");
+        let _ = tx.blocking_send(Ok(json!({"Msg": msg, "Progress": 0})));
+    })?;
+    // One progress line with the total, where Kubo sends one per block checked.
+    let _ = tx.blocking_send(Ok(json!({"Msg": "", "Progress": summary.checked})));
+    if summary.damaged > 0 {
+        return Err(ApiError::command(
+            "verify complete, some blocks were corrupt",
+        ));
     }
-    let lines = report
-        .removed
-        .iter()
-        .map(|c| json!({"Key": {"/": c.to_string()}}))
-        .collect();
-    Ok(Output::stream_of(lines))
+    let _ = tx.blocking_send(Ok(
+        json!({"Msg": "verify complete, all blocks validated.", "Progress": 0}),
+    ));
+    Ok(())
 }
 
 pub(crate) fn version() -> Result<Output, ApiError> {

@@ -1,0 +1,184 @@
+//! Shared by the storage tests of the `cairn` binary: a daemon process on a repo, and a minimal
+//! blocking HTTP/1.1 client for its RPC (one connection per request, as a crash test wants:
+//! nothing is pooled across a SIGKILL).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cairn::blockstore::Block;
+use cairn::blockstore::codec::RAW;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Initialises a repo in `dir` with the test profile (127.0.0.1, port 0, no bootstrap).
+pub fn init_repo(dir: &Path) {
+    let out = Command::new(BIN)
+        .args(["init", "--profile", "test"])
+        .env("CAIRN_PATH", dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running daemon and its RPC address.
+pub struct Daemon {
+    pub child: Child,
+    pub api: String,
+}
+
+impl Daemon {
+    /// Starts `cairn daemon` on the repo and waits for `Daemon is ready`.
+    pub fn start(repo: &Path) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("daemon");
+        Self::start_cmd(repo, cmd)
+    }
+
+    /// Starts the daemon command `cmd` (`cairn daemon ...`) on the repo and waits until ready.
+    pub fn start_cmd(repo: &Path, mut cmd: Command) -> Daemon {
+        let mut child = cmd
+            .env("CAIRN_PATH", repo)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut api = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("the daemon did not get ready");
+            if let Some(addr) = line.strip_prefix("RPC API server listening on ") {
+                // /ip4/127.0.0.1/tcp/PORT
+                let parts: Vec<&str> = addr.split('/').collect();
+                api = Some(format!("{}:{}", parts[2], parts[4]));
+            }
+            if line.contains("Daemon is ready") {
+                break;
+            }
+        }
+        Daemon {
+            child,
+            api: api.expect("an RPC address"),
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP answer: status and the de-chunked body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&raw[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// POSTs `/api/v0/<path>` (with an optional file part) and reads the whole answer. `Err` for a
+/// connection that failed or was cut: that request was not acknowledged.
+pub fn post(api: &str, path: &str, file: Option<&[u8]>) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(api)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let boundary = "cairncrashboundary";
+    let mut body = Vec::new();
+    if let Some(f) = file {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(f);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    }
+    let head = format!(
+        "POST /api/v0/{path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(&body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(cut)?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(cut)?;
+    let rest = &raw[end + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(rest).ok_or_else(cut)?
+    } else {
+        if let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            && rest.len() != len
+        {
+            return Err(cut());
+        }
+        rest.to_vec()
+    };
+    Ok(Answer { status, body })
+}
+
+/// The raw CIDv1 of some bytes, as `block/put` names them.
+pub fn cid_of(data: &[u8]) -> String {
+    Block::from_data(RAW, data.to_vec())
+        .unwrap()
+        .cid()
+        .to_string()
+}
