@@ -18,7 +18,12 @@ fn set_datastore(repo: &std::path::Path, max: &str, period: &str) {
 }
 
 fn has(api: &str, data: &[u8]) -> bool {
-    let ans = post(api, &format!("block/stat?arg={}", cid_of(data)), None).unwrap();
+    let ans = post(
+        api,
+        &format!("block/stat?arg={}&offline=true", cid_of(data)),
+        None,
+    )
+    .unwrap();
     ans.status == 200
 }
 

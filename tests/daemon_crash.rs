@@ -64,7 +64,12 @@ struct Tally {
 fn check(api: &str, acked: &[Acked], tally: &mut Tally) {
     for &a in acked {
         let data = data_of(a);
-        let ans = post(api, &format!("block/get?arg={}", cid_of(&data)), None).unwrap();
+        let ans = post(
+            api,
+            &format!("block/get?arg={}&offline=true", cid_of(&data)),
+            None,
+        )
+        .unwrap();
         match ans.status {
             200 if ans.body == data => {}
             500 if ans.text().contains("not found") => {

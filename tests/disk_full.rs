@@ -44,7 +44,12 @@ fn random(len: usize) -> Vec<u8> {
 
 fn read_back(api: &str, blocks: &[Vec<u8>]) {
     for data in blocks {
-        let ans = post(api, &format!("block/get?arg={}", cid_of(data)), None).unwrap();
+        let ans = post(
+            api,
+            &format!("block/get?arg={}&offline=true", cid_of(data)),
+            None,
+        )
+        .unwrap();
         assert_eq!(ans.status, 200, "{}", ans.text());
         assert!(
             ans.body == *data,
