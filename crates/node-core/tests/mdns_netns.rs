@@ -27,7 +27,33 @@ async fn child() -> anyhow::Result<()> {
     println!("id {}", node.peer_id());
     loop {
         match events.recv().await? {
-            NodeEvent::PeerDiscovered { peer_id, .. } => println!("discovered {peer_id}"),
+            NodeEvent::PeerDiscovered { peer_id, addresses } => {
+                println!("discovered {peer_id}");
+                // The node dials a discovered peer once, at discovery. If that one dial fails (it
+                // did, rarely, right after the veth pair came up) the next chance is the next
+                // mDNS query, minutes later; so retry here through the addresses mDNS gave.
+                let node = node.clone();
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        if node
+                            .peers()
+                            .await
+                            .is_ok_and(|p| p.iter().any(|p| p.peer_id == peer_id))
+                        {
+                            return;
+                        }
+                        for a in &addresses {
+                            if let Ok(addr) = a.clone().with_p2p(peer_id) {
+                                match node.connect(addr).await {
+                                    Ok(_) => return,
+                                    Err(e) => eprintln!("redial {a}: {e}"),
+                                }
+                            }
+                        }
+                    }
+                });
+            }
             NodeEvent::PeerConnected { peer_id, .. } => println!("connected {peer_id}"),
             _ => {}
         }
