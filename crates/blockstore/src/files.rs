@@ -85,27 +85,35 @@ impl FlatFs {
         self.shard_dir(&name).join(format!("{name}{EXTENSION}"))
     }
 
-    /// Writes a block file: temporary file, (fsync), rename, (fsync of the directory). With
-    /// `durable` the file and its name are on disk when this returns.
-    pub fn write(&self, key: &[u8], data: &[u8], durable: bool) -> io::Result<()> {
-        let name = key_name(key);
-        let dir = self.shard_dir(&name);
+    /// Creates a uniquely named temporary file in shard directory `dir`, creating the directory
+    /// when it is missing; the flag says whether it was (its name then needs an fsync of the root
+    /// to be durable).
+    fn create_temp(&self, dir: &Path) -> io::Result<(PathBuf, File, bool)> {
         let temp = dir.join(format!(
             "{TEMP_PREFIX}{}-{}",
             std::process::id(),
             self.next_temp.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut file = match File::create(&temp) {
+        match File::create(&temp) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&dir)?;
-                if durable {
-                    // The new shard directory's own name must survive too.
-                    File::open(&self.root)?.sync_all()?;
-                }
-                File::create(&temp)?
+                fs::create_dir_all(dir)?;
+                let file = File::create(&temp)?;
+                Ok((temp, file, true))
             }
-            other => other?,
-        };
+            other => Ok((temp, other?, false)),
+        }
+    }
+
+    /// Writes a block file: temporary file, (fsync), rename, (fsync of the directory). With
+    /// `durable` the file and its name are on disk when this returns.
+    pub fn write(&self, key: &[u8], data: &[u8], durable: bool) -> io::Result<()> {
+        let name = key_name(key);
+        let dir = self.shard_dir(&name);
+        let (temp, mut file, new_dir) = self.create_temp(&dir)?;
+        if new_dir && durable {
+            // The new shard directory's own name must survive too.
+            File::open(&self.root)?.sync_all()?;
+        }
         let written = file
             .write_all(data)
             .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
@@ -138,19 +146,10 @@ impl FlatFs {
         for (key, data) in items {
             let name = key_name(key);
             let dir = self.shard_dir(&name);
-            let temp = dir.join(format!(
-                "{TEMP_PREFIX}{}-{}",
-                std::process::id(),
-                self.next_temp.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut file = match File::create(&temp) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir_all(&dir)?;
-                    dirs.insert(self.root.clone());
-                    File::create(&temp)?
-                }
-                other => other?,
-            };
+            let (temp, mut file, new_dir) = self.create_temp(&dir)?;
+            if new_dir {
+                dirs.insert(self.root.clone());
+            }
             if let Err(e) = file.write_all(data) {
                 drop(file);
                 let _ = fs::remove_file(&temp);
