@@ -1,0 +1,37 @@
+//! The crate's error type.
+
+use cid::Cid;
+
+/// What can go wrong importing, exporting or walking a DAG.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnixfsError {
+    /// A block the operation needs is not available from the [`crate::BlockSource`].
+    #[error("block was not found locally (offline): {0}")]
+    BlockNotFound(Cid),
+    /// A block does not decode as the format its CID names, or as UnixFS where UnixFS is needed.
+    #[error("invalid block {cid}: {reason}")]
+    InvalidBlock {
+        /// The block.
+        cid: Cid,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An option or argument is not valid (a bad chunker string, an unknown codec...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A path segment does not exist under a directory.
+    #[error("no link named {name:?} under {cid}")]
+    NoSuchLink {
+        /// The directory (or node) that was searched.
+        cid: Cid,
+        /// The missing name.
+        name: String,
+    },
+    /// Reading input or writing output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The block source or sink failed.
+    #[error("block store: {0}")]
+    Store(crate::BoxError),
+}
