@@ -2,18 +2,19 @@
 //! and `length`), directory listings (`ls`, plain and HAMT-sharded) and path resolution
 //! (`resolve`, `dag/resolve`, the path part of every command that takes `/ipfs/CID/a/b`).
 //!
-//! The file walk is `rust-unixfs`'s [`IdleFileVisit`]/[`FileVisit`], which reads balanced and
-//! trickle DAGs alike (it follows the links in order, using each node's `blocksizes`), and skips
-//! whole subtrees that lie outside the wanted byte range by their blocksizes, without fetching
-//! them. Directory lookups use [`rust_unixfs::resolve`], which also walks HAMT shards by the
+//! The file walk reads balanced and trickle DAGs alike: it follows each node's links in
+//! order, placing each child in the file by the node's `blocksizes`, and skips whole subtrees
+//! that lie outside the wanted byte range without fetching them. (It is cairn's own, ~100
+//! lines: `rust-unixfs`'s file visitor also fetches subtrees that only touch the range, and
+//! keeps every pending link of the file in one queue.) Directory lookups use [`rust_unixfs::resolve`], which also walks HAMT shards by the
 //! murmur3 hash of the name, fetching only the shard nodes on the way.
 //!
 //! # Memory bound
 //!
 //! A file stream holds one block at a time (the bytes it yields are slices of that block, not
-//! copies) plus `rust-unixfs`'s queue of pending links: at most `fan-out × depth` entries of
-//! (CID, byte range), about 100 bytes each, so ~35 KiB for a 1 TB file of Kubo's 174-link
-//! nodes. A directory listing holds one directory node (or, for a HAMT, the path of shard nodes
+//! copies) plus the pending in-range links of each level: at most `fan-out × depth` entries of
+//! (CID, byte range), about 100 bytes each, so under 100 KiB for a 1 TB file of Kubo's
+//! 174-link nodes; depth is capped at [`MAX_FILE_DEPTH`]. A directory listing holds one directory node (or, for a HAMT, the path of shard nodes
 //! from the root to the current one, each with its link list); the listing itself is streamed.
 
 use std::ops::Range;
@@ -23,7 +24,6 @@ use futures::Stream;
 use futures::stream::{self, TryStreamExt};
 use ipld_core::ipld::Ipld;
 use rust_unixfs::dir::{DirLink, NodeDescription};
-use rust_unixfs::file::visit::{FileVisit, IdleFileVisit};
 use rust_unixfs::{MaybeResolved, ResolveError};
 
 use crate::{BlockSource, Cid, UnixfsError};
@@ -112,7 +112,9 @@ pub fn node_kind(cid: &Cid, block: &[u8]) -> NodeKind {
             size: block.len() as u64,
         },
         DAG_PB => match rust_unixfs::dir::describe(block) {
-            NodeDescription::File { size } => NodeKind::File { size },
+            NodeDescription::File { size } => NodeKind::File {
+                size: file_size(block).unwrap_or(size),
+            },
             NodeDescription::Directory { .. } => NodeKind::Directory,
             NodeDescription::HamtShard { .. } => NodeKind::HamtShard,
             NodeDescription::Symlink => NodeKind::Symlink {
@@ -128,6 +130,19 @@ pub fn node_kind(cid: &Cid, block: &[u8]) -> NodeKind {
         },
         _ => NodeKind::Other,
     }
+}
+
+/// A file node's size: `filesize`, or (when absent, as in some old DAGs) its data plus
+/// blocksizes.
+fn file_size(block: &[u8]) -> Option<u64> {
+    let d = unixfs_pb::parse(block).ok()?;
+    d.filesize.or_else(|| {
+        d.blocksizes
+            .iter()
+            .try_fold(d.data.as_ref().map_or(0, |x| x.len() as u64), |a, b| {
+                a.checked_add(*b)
+            })
+    })
 }
 
 /// Kubo's `cat` range: bytes `[offset, offset + length)` of the file, `length: None` meaning to
@@ -149,26 +164,152 @@ fn target_range(offset: u64, length: Option<u64>, size: u64) -> Result<Range<u64
     Ok(offset..end)
 }
 
-/// State of a [`cat`] stream between blocks.
-enum CatState {
-    /// The first chunk (from the root block) and the walk that follows it.
-    Start(Bytes, Option<FileVisit>),
-    /// The walk, with the next link to load.
-    Walk(FileVisit),
-    Done,
+/// The deepest file tree [`cat`] follows. Kubo's balanced trees are ~5 levels deep for any real
+/// file and trickle trees grow logarithmically; deeper is a malicious DAG.
+pub const MAX_FILE_DEPTH: usize = 256;
+
+/// The pieces of one file node in file order: its inline data, then its children with the
+/// byte range each covers (from `blocksizes`).
+struct FileNode {
+    data: Bytes,
+    children: Vec<(Cid, Range<u64>)>,
+}
+
+/// Decodes a UnixFS `File`/`Raw` node (or a raw block) whose content covers `range` of the file.
+///
+/// # Errors
+/// [`UnixfsError::InvalidBlock`] if it is not a file node, its links and `blocksizes` differ in
+/// number, or its sizes do not add up to `range`'s length (so a DAG cannot make the stream
+/// longer or shorter than the sizes its parents promised).
+fn file_node(cid: &Cid, block: &Bytes, range: &Range<u64>) -> Result<FileNode, UnixfsError> {
+    let want = range.end - range.start;
+    if cid.codec() == RAW {
+        if block.len() as u64 != want {
+            return Err(invalid(
+                cid,
+                format!(
+                    "raw leaf of {} bytes where {want} were expected",
+                    block.len()
+                ),
+            ));
+        }
+        return Ok(FileNode {
+            data: block.clone(),
+            children: Vec::new(),
+        });
+    }
+    if cid.codec() != DAG_PB {
+        return Err(invalid(cid, "not a UnixFS file node"));
+    }
+    let node = ipld_dagpb::PbNode::from_bytes(block.clone()).map_err(|e| invalid(cid, e))?;
+    let fs = unixfs_pb::parse_data(node.data.as_deref().unwrap_or_default())
+        .map_err(|e| invalid(cid, e))?;
+    if fs.kind != Some(2) && fs.kind != Some(0) {
+        return Err(invalid(cid, "not a UnixFS file node"));
+    }
+    if node.links.len() != fs.blocksizes.len() {
+        return Err(invalid(
+            cid,
+            "different number of links and blocksizes: cannot determine subtree ranges",
+        ));
+    }
+    let data = fs.data.map(Bytes::from).unwrap_or_default();
+    let mut at = range.start.checked_add(data.len() as u64);
+    let mut children = Vec::with_capacity(node.links.len());
+    for (link, size) in node.links.iter().zip(&fs.blocksizes) {
+        let start = at.ok_or_else(|| invalid(cid, "file size overflows"))?;
+        let end = start
+            .checked_add(*size)
+            .ok_or_else(|| invalid(cid, "file size overflows"))?;
+        children.push((link.cid, start..end));
+        at = Some(end);
+    }
+    if at != Some(range.end) {
+        return Err(invalid(
+            cid,
+            format!("node content does not add up to the {want} bytes its parent promised"),
+        ));
+    }
+    Ok(FileNode { data, children })
+}
+
+/// The slice of `data` (which covers `covers` of the file) inside `want`.
+fn clip(data: &Bytes, covers: u64, want: &Range<u64>) -> Bytes {
+    let start = want.start.max(covers);
+    let end = want.end.min(covers + data.len() as u64);
+    if start >= end {
+        return Bytes::new();
+    }
+    data.slice((start - covers) as usize..(end - covers) as usize)
+}
+
+/// A file walk in progress: per level, the children still to visit that overlap the range.
+struct FileWalk<'a, S: ?Sized> {
+    src: &'a S,
+    want: Range<u64>,
+    stack: Vec<std::vec::IntoIter<(Cid, Range<u64>)>>,
+    first: Option<Bytes>,
+}
+
+impl<S: BlockSource + ?Sized> FileWalk<'_, S> {
+    /// Pushes a node's in-range children; returns its in-range inline data.
+    fn enter(&mut self, node: FileNode, covers: u64) -> Result<Bytes, UnixfsError> {
+        let want = self.want.clone();
+        let kids: Vec<_> = node
+            .children
+            .into_iter()
+            // Half-open overlap: a subtree that only touches the range is not read, and an
+            // empty range reads nothing below the root.
+            .filter(|(_, r)| r.start < want.end && want.start < r.end && want.start < want.end)
+            .collect();
+        if !kids.is_empty() {
+            if self.stack.len() >= MAX_FILE_DEPTH {
+                return Err(UnixfsError::TooLarge(format!(
+                    "file tree deeper than {MAX_FILE_DEPTH} levels"
+                )));
+            }
+            self.stack.push(kids.into_iter());
+        }
+        Ok(clip(&node.data, covers, &want))
+    }
+
+    async fn next(&mut self) -> Result<Option<Bytes>, UnixfsError> {
+        if let Some(first) = self.first.take()
+            && !first.is_empty()
+        {
+            return Ok(Some(first));
+        }
+        loop {
+            let Some(level) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let Some((cid, range)) = level.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let block = load(self.src, &cid).await?;
+            let node = file_node(&cid, &block, &range)?;
+            let chunk = self.enter(node, range.start)?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+        }
+    }
 }
 
 /// A file's contents as a stream of chunks, as Kubo's `cat` (and `get` for one file) sends them.
 ///
 /// `offset` and `length` select bytes `[offset, offset + length)` (clamped to the file);
-/// subtrees outside the range are never fetched. Chunks are slices of the blocks (zero-copy);
-/// empty chunks are not yielded. The root is read and checked before this returns, so a missing
-/// root or a directory is an error here rather than in the stream.
+/// subtrees outside the range are never fetched (nor those that only touch it). Chunks are
+/// slices of the blocks (zero-copy); empty chunks are not yielded. The root is read and checked
+/// before this returns, so a missing root or a directory is an error here rather than in the
+/// stream. Returns the file size with the stream.
 ///
 /// # Errors
 /// Before streaming: [`UnixfsError::BlockNotFound`] for the root; [`UnixfsError::NotAFile`]
 /// (Kubo's `this dag node is a directory` for directories); `offset` past the end (see
-/// [`UnixfsError::InvalidArgument`]). In the stream: a missing or invalid block below the root.
+/// [`UnixfsError::InvalidArgument`]). In the stream: a missing or invalid block below the root,
+/// including sizes that do not add up.
 pub async fn cat<'a, S: BlockSource + ?Sized>(
     src: &'a S,
     root: &Cid,
@@ -182,35 +323,12 @@ pub async fn cat<'a, S: BlockSource + ?Sized>(
     UnixfsError,
 > {
     let block = load(src, root).await?;
-    let (size, first, visit) = match root.codec() {
-        RAW => {
-            let range = target_range(offset, length, block.len() as u64)?;
-            let size = block.len() as u64;
-            let (content, _, _, _) = IdleFileVisit::default()
-                .with_target_range(range)
-                .start_from_raw(&block);
-            (size, block.slice_ref(content), None)
-        }
-        DAG_PB => {
-            let size = match node_kind(root, &block) {
-                NodeKind::File { size } => size,
-                NodeKind::Directory | NodeKind::HamtShard => {
-                    return Err(UnixfsError::NotAFile(
-                        "this dag node is a directory".to_string(),
-                    ));
-                }
-                _ => {
-                    return Err(UnixfsError::NotAFile(format!(
-                        "{root} is not a UnixFS file"
-                    )));
-                }
-            };
-            let range = target_range(offset, length, size)?;
-            let (content, _, _, visit) = IdleFileVisit::default()
-                .with_target_range(range)
-                .start(&block)
-                .map_err(|e| invalid(root, e))?;
-            (size, block.slice_ref(content), visit)
+    let size = match node_kind(root, &block) {
+        NodeKind::File { size } => size,
+        NodeKind::Directory | NodeKind::HamtShard => {
+            return Err(UnixfsError::NotAFile(
+                "this dag node is a directory".to_string(),
+            ));
         }
         _ => {
             return Err(UnixfsError::NotAFile(format!(
@@ -218,31 +336,17 @@ pub async fn cat<'a, S: BlockSource + ?Sized>(
             )));
         }
     };
-    let state = CatState::Start(first, visit);
-    let stream = stream::try_unfold(state, move |mut state| async move {
-        loop {
-            match state {
-                CatState::Done => return Ok(None),
-                CatState::Start(first, visit) => {
-                    state = visit.map_or(CatState::Done, CatState::Walk);
-                    if !first.is_empty() {
-                        return Ok(Some((first, state)));
-                    }
-                }
-                CatState::Walk(visit) => {
-                    let next = *visit.pending_links().0;
-                    let block = load(src, &next).await?;
-                    let (content, visit) = visit
-                        .continue_walk(&block, &mut None)
-                        .map_err(|e| invalid(&next, e))?;
-                    let chunk = block.slice_ref(content);
-                    state = visit.map_or(CatState::Done, CatState::Walk);
-                    if !chunk.is_empty() {
-                        return Ok(Some((chunk, state)));
-                    }
-                }
-            }
-        }
+    let want = target_range(offset, length, size)?;
+    let mut walk = FileWalk {
+        src,
+        want,
+        stack: Vec::new(),
+        first: None,
+    };
+    let node = file_node(root, &block, &(0..size))?;
+    walk.first = Some(walk.enter(node, 0)?);
+    let stream = stream::try_unfold(walk, |mut walk| async move {
+        Ok(walk.next().await?.map(|chunk| (chunk, walk)))
     });
     Ok((size, stream))
 }
@@ -567,49 +671,78 @@ pub async fn ls_all<S: BlockSource + ?Sized>(
     ls(src, root, resolve_kind).await?.try_collect().await
 }
 
-/// A minimal reader of the UnixFS `Data` protobuf inside a dag-pb node, for the two fields
-/// `rust-unixfs` does not expose: a symlink's target (`Data`) and a HAMT's `fanout`.
+/// A reader of the UnixFS `Data` protobuf inside a dag-pb node, for the fields cairn reads
+/// itself (`rust-unixfs` keeps its protobuf types private): type, data, filesize, blocksizes,
+/// fanout. Unknown fields are skipped; malformed input is an error, never a panic.
 pub(crate) mod unixfs_pb {
     use bytes::Bytes;
 
     /// The fields of UnixFS `Data` cairn reads itself.
     #[derive(Debug, Default)]
     pub(crate) struct Data {
+        /// Field 1: the UnixFS type (0 Raw, 1 Directory, 2 File, 3 Metadata, 4 Symlink, 5 HAMT).
+        pub(crate) kind: Option<u64>,
         /// Field 2: the node's inline data (file bytes, or a symlink's target).
         pub(crate) data: Option<Vec<u8>>,
+        /// Field 3: the size of the file content under this node.
+        pub(crate) filesize: Option<u64>,
+        /// Field 4: the content size under each link, in link order.
+        pub(crate) blocksizes: Vec<u64>,
         /// Field 6: a HAMT's fan-out.
         pub(crate) fanout: Option<u64>,
     }
 
-    /// Parses a dag-pb block and its UnixFS `Data`. Errors are descriptions for
-    /// [`crate::UnixfsError::InvalidBlock`].
-    pub(crate) fn parse(block: &[u8]) -> Result<Data, String> {
-        let node = ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block))
-            .map_err(|e| e.to_string())?;
-        let mut buf: &[u8] = node.data.as_deref().unwrap_or_default();
+    /// At most this many `blocksizes`: far more links than a 2 MiB block can hold.
+    const MAX_BLOCKSIZES: usize = 1 << 20;
+
+    fn varint(buf: &[u8]) -> Result<(u64, &[u8]), String> {
+        unsigned_varint::decode::u64(buf).map_err(|e| format!("UnixFS protobuf: {e}"))
+    }
+
+    /// Parses UnixFS `Data` bytes (the dag-pb node's `Data` field).
+    pub(crate) fn parse_data(mut buf: &[u8]) -> Result<Data, String> {
         let mut out = Data::default();
         while !buf.is_empty() {
-            let (key, rest) = unsigned_varint::decode::u64(buf).map_err(|e| e.to_string())?;
+            let (key, rest) = varint(buf)?;
             buf = rest;
             let (field, wire) = (key >> 3, key & 7);
             match wire {
                 0 => {
-                    let (v, rest) = unsigned_varint::decode::u64(buf).map_err(|e| e.to_string())?;
+                    let (v, rest) = varint(buf)?;
                     buf = rest;
-                    if field == 6 {
-                        out.fanout = Some(v);
+                    match field {
+                        1 => out.kind = Some(v),
+                        3 => out.filesize = Some(v),
+                        4 if out.blocksizes.len() < MAX_BLOCKSIZES => out.blocksizes.push(v),
+                        4 => return Err("too many blocksizes".into()),
+                        6 => out.fanout = Some(v),
+                        _ => {}
                     }
                 }
                 2 => {
-                    let (len, rest) =
-                        unsigned_varint::decode::usize(buf).map_err(|e| e.to_string())?;
+                    let (len, rest) = varint(buf)?;
+                    let len = usize::try_from(len).map_err(|_| "field too long".to_string())?;
                     if len > rest.len() {
                         return Err("truncated UnixFS field".into());
                     }
-                    if field == 2 {
-                        out.data = Some(rest[..len].to_vec());
+                    let (body, rest) = rest.split_at(len);
+                    buf = rest;
+                    match field {
+                        2 => out.data = Some(body.to_vec()),
+                        4 => {
+                            // Packed blocksizes (proto3 style), accepted like Go's decoder.
+                            let mut p = body;
+                            while !p.is_empty() {
+                                if out.blocksizes.len() >= MAX_BLOCKSIZES {
+                                    return Err("too many blocksizes".into());
+                                }
+                                let (v, rest) = varint(p)?;
+                                out.blocksizes.push(v);
+                                p = rest;
+                            }
+                        }
+                        _ => {}
                     }
-                    buf = &rest[len..];
                 }
                 5 if buf.len() >= 4 => buf = &buf[4..],
                 1 if buf.len() >= 8 => buf = &buf[8..],
@@ -618,4 +751,26 @@ pub(crate) mod unixfs_pb {
         }
         Ok(out)
     }
+
+    /// Parses a dag-pb block and its UnixFS `Data`.
+    pub(crate) fn parse(block: &[u8]) -> Result<Data, String> {
+        let node = ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block))
+            .map_err(|e| e.to_string())?;
+        parse_data(node.data.as_deref().unwrap_or_default())
+    }
+}
+
+/// Decodes `data` as the exporter's file-reading path does (dag-pb, UnixFS `Data`, a file
+/// node's links and sizes), for fuzzing: any input must give `Ok` or `Err`, never a panic.
+#[doc(hidden)]
+pub fn fuzz_decode(codec: u64, data: &[u8]) {
+    let block = Bytes::copy_from_slice(data);
+    let cid = Cid::new_v1(codec, multihash::Multihash::<64>::default());
+    let _ = unixfs_pb::parse_data(data);
+    let kind = node_kind(&cid, &block);
+    if let NodeKind::File { size } = kind {
+        let _ = file_node(&cid, &block, &(0..size));
+    }
+    let _ = dir_links(&cid, &block);
+    let _ = hamt_prefix_len(&cid, &block);
 }
