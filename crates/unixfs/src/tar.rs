@@ -112,7 +112,8 @@ fn header(
             .append_data(&mut h, path, std::io::empty())
             .map_err(|e| UnixfsError::UnsafePath(format!("tar header for {path:?}: {e}")))?;
     }
-    Ok(builder.into_inner()?)
+    // Not `into_inner`: that would also write the archive's end-of-archive blocks.
+    Ok(std::mem::take(builder.get_mut()))
 }
 
 type ByteStream<'a> = Pin<Box<dyn Stream<Item = Result<Bytes, UnixfsError>> + Send + 'a>>;
