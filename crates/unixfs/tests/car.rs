@@ -37,7 +37,11 @@ async fn export_then_read_round_trip() {
     let same = data(700, 9);
     let root = add_tree(
         &store,
-        &[("d/a", same.clone()), ("d/b", data(2_000, 3)), ("d/sub/a-again", same)],
+        &[
+            ("d/a", same.clone()),
+            ("d/b", data(2_000, 3)),
+            ("d/sub/a-again", same),
+        ],
         None,
     );
     let bytes = export(&store, vec![root]).await;
@@ -134,7 +138,11 @@ async fn interface_core_fixtures() {
             &["bafy2bzaceaxm23epjsmh75yvzcecsrbavlmkcxnva66bkdebdcnyw3bjrc74u"],
             149,
         ),
-        ("lotus_devnet_genesis_shuffled_nulroot.car", &["bafkqaaa"], 149),
+        (
+            "lotus_devnet_genesis_shuffled_nulroot.car",
+            &["bafkqaaa"],
+            149,
+        ),
         (
             "lotus_testnet_export_128.car",
             &["bafy2bzaced4ueelaegfs5fqu4tzsh6ywbbpfk3cxppupmxfdhbpbhzawfw5oy"],
@@ -200,5 +208,8 @@ async fn garbage_gives_clear_errors() {
     let mut v2 = to_v2(&good, 0);
     v2[35..43].copy_from_slice(&((good.len() - 3) as u64).to_le_bytes());
     let err = read_all(&v2).await.unwrap_err();
-    assert!(err.to_string().contains("past the CARv2 data size"), "{err}");
+    assert!(
+        err.to_string().contains("past the CARv2 data size"),
+        "{err}"
+    );
 }

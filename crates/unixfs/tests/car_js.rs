@@ -85,7 +85,11 @@ async fn car_round_trip_with_ipld_car() {
     let store = MemStore::default();
     let root = add_tree(
         &store,
-        &[("d/a", data(5_000, 1)), ("d/b/c", data(100, 2)), ("d/b/again", data(5_000, 1))],
+        &[
+            ("d/a", data(5_000, 1)),
+            ("d/b/c", data(100, 2)),
+            ("d/b/again", data(5_000, 1)),
+        ],
         None,
     );
     let (file_root, _) = add_file(&store, &data(20_000, 3), 1_000, 4, false);
@@ -99,7 +103,11 @@ async fn car_round_trip_with_ipld_car() {
     let js_view = js_summary(&run_js(&js, "read", &path));
     assert_eq!(js_view.0, vec![root.to_string(), file_root.to_string()]);
     assert_eq!(js_view.1.len(), store.len());
-    assert_eq!(js_view, rust_summary(&ours).await, "both readers see the same CAR");
+    assert_eq!(
+        js_view,
+        rust_summary(&ours).await,
+        "both readers see the same CAR"
+    );
 
     // @ipld/car writes, cairn reads (hashes checked by cairn's reader).
     let path = tmp.path().join("js.car");
