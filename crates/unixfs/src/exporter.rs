@@ -395,7 +395,7 @@ fn dir_links(cid: &Cid, block: &[u8]) -> Result<Option<(bool, Vec<DirLink>)>, Un
 fn hamt_prefix_len(cid: &Cid, block: &[u8]) -> Result<usize, UnixfsError> {
     let data = unixfs_pb::parse(block).map_err(|e| invalid(cid, e))?;
     let fanout = data.fanout.unwrap_or(256);
-    if fanout < 2 || fanout > 1 << 16 || !fanout.is_power_of_two() {
+    if !(2..=1 << 16).contains(&fanout) || !fanout.is_power_of_two() {
         return Err(invalid(cid, format!("invalid HAMT fanout {fanout}")));
     }
     Ok(format!("{:X}", fanout - 1).len())

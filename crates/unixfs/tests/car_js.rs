@@ -33,7 +33,7 @@ fn js_dir() -> Option<PathBuf> {
     );
 }
 
-fn run_js(dir: &PathBuf, mode: &str, file: &std::path::Path) -> Value {
+fn run_js(dir: &std::path::Path, mode: &str, file: &std::path::Path) -> Value {
     let out = Command::new("node")
         .arg(dir.join("car.mjs"))
         .arg(mode)
