@@ -28,6 +28,23 @@ pub enum UnixfsError {
         /// The missing name.
         name: String,
     },
+    /// An operation that reads a file met something else (Kubo's `cat` of a directory:
+    /// `this dag node is a directory`). The text is the whole message.
+    #[error("{0}")]
+    NotAFile(String),
+    /// A path went below something that has no named children (a file, a raw block).
+    #[error("{0}")]
+    NotADirectory(String),
+    /// An input or a structure is over a size limit (a CAR section, a file read into memory).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A DAG entry name that must not become a path in a tar stream (`/`, `..`, NUL, empty,
+    /// absolute); boxo's tar writer refuses such names too.
+    #[error("{0}")]
+    UnsafePath(String),
+    /// A CAR stream is malformed (bad header, truncated section, hash mismatch...).
+    #[error("invalid CAR: {0}")]
+    Car(String),
     /// Reading input or writing output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -16,7 +16,12 @@ use std::pin::Pin;
 pub use cairn_blockstore::Block;
 pub use cid::Cid;
 
+pub mod car;
+pub mod codec;
 mod error;
+pub mod exporter;
+pub mod refs;
+pub mod tar;
 
 pub use error::UnixfsError;
 
