@@ -79,6 +79,9 @@ pub enum NodeError {
     /// The blockstore failed.
     #[error(transparent)]
     Blockstore(#[from] BlockstoreError),
+    /// A UnixFS or IPLD operation failed: a bad path, a missing link, a malformed block or CAR.
+    #[error(transparent)]
+    Unixfs(cairn_unixfs::UnixfsError),
     /// The repo failed.
     #[error(transparent)]
     Repo(#[from] RepoError),

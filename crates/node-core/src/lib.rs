@@ -16,6 +16,7 @@ pub mod dual_dht;
 pub mod error;
 mod event_loop;
 pub mod exchange;
+pub mod files;
 mod node;
 pub mod repo;
 mod self_kad;
@@ -25,10 +26,12 @@ pub use behaviour::{
     IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
 };
 pub use cairn_bitswap::{DagProgress, LedgerInfo, Stat as BitswapStat};
+pub use cairn_unixfs as unixfs;
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
 pub use exchange::{ProvideConfig, ProvideStat, ProvideStrategy};
+pub use files::{ByteStream, CarImport, NodeBlocks};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
 pub use repo::{KeyAlgorithm, Repo, default_repo_path};
