@@ -32,7 +32,7 @@ pub const STREAM_BUFFER: usize = 8;
 
 /// A stream of bytes from the node (file contents, a tar archive, a CAR), ending at the first
 /// error.
-pub type ByteStream = BoxStream<'static, Result<Bytes, NodeError>>;
+pub type ByteStream = ResultStream<Bytes>;
 
 /// Aborts a background task when dropped, so a prefetch ends with the walk that started it.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -178,11 +178,11 @@ async fn pump<T>(
     }
 }
 
+/// A stream of a walk's items, ending at the first error.
+pub type ResultStream<T> = BoxStream<'static, Result<T, NodeError>>;
+
 /// The channel between a walk's task and the stream handed to the caller.
-fn channel<T: Send + 'static>() -> (
-    mpsc::Sender<Result<T, NodeError>>,
-    BoxStream<'static, Result<T, NodeError>>,
-) {
+fn channel<T: Send + 'static>() -> (mpsc::Sender<Result<T, NodeError>>, ResultStream<T>) {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
