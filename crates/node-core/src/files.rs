@@ -392,6 +392,100 @@ impl Node {
     }
 }
 
+/// What [`Node::dag_stat`] counted for one DAG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DagStat {
+    /// The DAG's root.
+    pub cid: Cid,
+    /// Bytes of its distinct blocks.
+    pub size: u64,
+    /// Its distinct blocks.
+    pub blocks: u64,
+}
+
+impl Node {
+    /// The value at an IPLD path (`/ipfs/CID/a/0/b`), encoded in `output_codec` (Kubo's
+    /// `dag get`, default dag-json).
+    ///
+    /// # Errors
+    /// As [`Node::resolve`], or a value the codec cannot hold.
+    pub async fn dag_get(
+        &self,
+        path: &str,
+        output_codec: u64,
+        opts: FetchOptions,
+    ) -> Result<Vec<u8>, NodeError> {
+        let src = self.block_source(opts).whole_dags(false);
+        Ok(cairn_unixfs::codec::dag_get(&src, path, output_codec).await?)
+    }
+
+    /// Encodes `data` (in `input_codec`) as `store_codec` with a sha2-256 CIDv1 and stores it
+    /// (Kubo's `dag put`); returns the block's CID.
+    ///
+    /// # Errors
+    /// [`NodeError::Unixfs`] when `data` does not decode or encode; storage errors.
+    pub async fn dag_put(
+        &self,
+        data: &[u8],
+        input_codec: u64,
+        store_codec: u64,
+    ) -> Result<Cid, NodeError> {
+        let block = cairn_unixfs::codec::dag_put(data, input_codec, store_codec)?;
+        self.put_block(&block).await?;
+        Ok(*block.cid())
+    }
+
+    /// Every CID in the local store, streamed from a blocking thread (Kubo's `refs local`);
+    /// memory is the channel's few items, not the store's size.
+    pub fn local_cids(&self) -> ResultStream<Cid> {
+        let (tx, stream) = channel();
+        match self.blockstore() {
+            Err(e) => {
+                let _ = tx.try_send(Err(e));
+            }
+            Ok(store) => {
+                tokio::task::spawn_blocking(move || {
+                    for cid in store.list() {
+                        if tx.blocking_send(cid.map_err(NodeError::from)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+        stream
+    }
+
+    /// Counts the distinct blocks of the DAG under `root` and their bytes (Kubo's `dag stat`).
+    /// Memory: the set of CIDs seen and the pending links of the current path.
+    ///
+    /// # Errors
+    /// A block that cannot be read or decoded.
+    pub async fn dag_stat(&self, root: Cid, opts: FetchOptions) -> Result<DagStat, NodeError> {
+        let src = self.block_source(opts);
+        src.walking(root);
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![root];
+        let mut stat = DagStat {
+            cid: root,
+            size: 0,
+            blocks: 0,
+        };
+        while let Some(cid) = stack.pop() {
+            if !seen.insert(cid) {
+                continue;
+            }
+            let data = exporter::load(&src, &cid).await?;
+            stat.size += data.len() as u64;
+            stat.blocks += 1;
+            let links = cairn_unixfs::refs::named_links(&cid, &data)?;
+            stack.extend(links.into_iter().rev().map(|(c, _)| c));
+        }
+        Ok(stat)
+    }
+}
+
 /// Resolves `path` with `src`, naming the root for a prefetch.
 async fn resolve_with(src: &NodeBlocks, path: &str) -> Result<Resolved, NodeError> {
     let (root, segments) = exporter::parse_path(path)?;

@@ -31,7 +31,7 @@ pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
 pub use exchange::{ProvideConfig, ProvideStat, ProvideStrategy};
-pub use files::{ByteStream, CarImport, NodeBlocks};
+pub use files::{ByteStream, CarImport, DagStat, NodeBlocks};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
 pub use repo::{KeyAlgorithm, Repo, default_repo_path};

@@ -6,6 +6,7 @@ mod bitswap;
 mod block;
 mod config;
 mod dag;
+mod files;
 mod network;
 mod pin;
 mod pubsub;
@@ -169,6 +170,14 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "add" => unixfs::add(s, &mut req).await,
         "cat" => unixfs::cat(s, &req).await,
         "refs" => dag::refs(s, &req).await,
+        "refs/local" => files::refs_local(s),
+        "get" => files::get(s, &req).await,
+        "ls" => files::ls(s, &req).await,
+        "dag/get" => files::dag_get(s, &req).await,
+        "dag/put" => files::dag_put(s, &mut req).await,
+        "dag/stat" => files::dag_stat(s, &req).await,
+        "dag/resolve" => files::dag_resolve(s, &req).await,
+        "dag/import" => files::dag_import(s, &mut req).await,
         "dag/export" => dag::export(s, &req).await,
         "bitswap/stat" | "stats/bitswap" => bitswap::stat(s, &req).await,
         "bitswap/wantlist" => bitswap::wantlist(s, &req).await,
