@@ -16,9 +16,12 @@ use std::pin::Pin;
 pub use cairn_blockstore::Block;
 pub use cid::Cid;
 
+pub mod chunker;
 mod error;
+pub mod importer;
 
 pub use error::UnixfsError;
+pub use importer::{DirectoryBuilder, FileImporter, FileResult, ImportOptions};
 
 /// An error from a block source or sink, boxed so any storage or network error fits.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
