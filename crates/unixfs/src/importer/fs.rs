@@ -56,10 +56,10 @@ fn utf8_name(path: &Path) -> Result<String, UnixfsError> {
 }
 
 fn join(a: &str, b: &str) -> String {
-    if a.is_empty() {
-        b.to_owned()
-    } else {
-        format!("{a}/{b}")
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (false, true) => a.to_owned(),
+        (false, false) => format!("{a}/{b}"),
     }
 }
 
