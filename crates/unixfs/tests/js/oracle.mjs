@@ -44,7 +44,9 @@ function mtimeOf (st) {
   let secs = ns / 1000000000n
   let nsecs = ns % 1000000000n
   if (nsecs < 0n) { secs -= 1n; nsecs += 1000000000n }
-  return { secs, nsecs: Number(nsecs) }
+  // Kubo (boxo FSNode.SetModTime) stores no nanoseconds field when they are 0; the JS
+  // importer writes whatever it is given, so give it none then.
+  return nsecs === 0n ? { secs } : { secs, nsecs: Number(nsecs) }
 }
 
 function meta (st, isSymlink) {
