@@ -174,6 +174,26 @@ fn rabin_from_avg(avg: usize) -> ChunkerSpec {
 }
 
 impl ChunkerSpec {
+    /// Checks a spec built by hand against the limits [`ChunkerSpec::from_str`] enforces:
+    /// `0 < size ≤` [`CHUNK_SIZE_LIMIT`]; for rabin `16 ≤ min < avg < max ≤` the limit.
+    pub fn validate(&self) -> Result<(), UnixfsError> {
+        match *self {
+            ChunkerSpec::Size(0) => Err(arg("chunker size must be greater than 0")),
+            ChunkerSpec::Size(n) | ChunkerSpec::Rabin { max: n, .. } if n > CHUNK_SIZE_LIMIT => {
+                Err(arg(format!(
+                    "chunker parameters may not exceed the maximum chunk size of {CHUNK_SIZE_LIMIT}"
+                )))
+            }
+            ChunkerSpec::Rabin { min, .. } if min < WINDOW => {
+                Err(arg("rabin min must be greater than 16"))
+            }
+            ChunkerSpec::Rabin { min, avg, max } if min >= avg || avg >= max => Err(arg(
+                "incorrect format: rabin-min < rabin-avg < rabin-max is required",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The largest chunk this chunker produces, in bytes (what a [`Splitter`] may buffer).
     pub fn max_chunk_size(&self) -> usize {
         match *self {

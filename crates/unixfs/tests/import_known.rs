@@ -349,7 +349,7 @@ fn kubo_t0047_directory_tree() {
             last_access: t,
             last_modification: t,
         };
-        utimensat(CWD, &root.join(p), &ts, AtFlags::SYMLINK_NOFOLLOW).unwrap();
+        utimensat(CWD, root.join(p), &ts, AtFlags::SYMLINK_NOFOLLOW).unwrap();
     }
     let sorted = |o: ImportOptions| {
         let events = add_path(&root, &o, &mut |_| Ok(())).unwrap();
@@ -409,5 +409,59 @@ fn kubo_t0047_directory_tree() {
             "QmedF4m2Y8341azfkpvaHSkxbSrZa4fo6FT25h6sRUVkpq",
             "QmfWitW6F13WHFXLbJzXRYmwrS1p4gaAJAfucUSMytRPn3",
         ]
+    );
+}
+
+/// `ipfs add -r test-folder` prints files as they complete (walk order: names sorted), then
+/// directories children first, the root last; `-w` adds the wrapper `""` after them.
+#[test]
+fn add_output_order_is_kubos() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interface-ipfs-core-fixtures/test-folder");
+    let mut blocks = 0usize;
+    let names = |o: &ImportOptions, blocks: &mut usize| -> Vec<String> {
+        let events = add_path(&folder, o, &mut |b| {
+            *blocks += b.len();
+            Ok(())
+        })
+        .unwrap();
+        events.into_iter().map(|e| e.name).collect()
+    };
+    let expected = [
+        "test-folder/alice.txt",
+        "test-folder/files/hello.txt",
+        "test-folder/files/ipfs.txt",
+        "test-folder/hello-link",
+        "test-folder/holmes.txt",
+        "test-folder/jungle.txt",
+        "test-folder/pp.txt",
+        "test-folder/files",
+        "test-folder",
+    ];
+    assert_eq!(names(&ImportOptions::default(), &mut blocks), expected);
+    assert!(blocks >= expected.len());
+    let wrapped = names(&opts(&[("wrap-with-directory", "true")]), &mut blocks);
+    assert_eq!(wrapped[..expected.len()], expected);
+    assert_eq!(wrapped[expected.len()], "");
+}
+
+#[test]
+fn directory_builder_rejects_bad_paths() {
+    let mut d = DirectoryBuilder::new(&ImportOptions::default()).unwrap();
+    let (f, _) = FileImporter::new(&ImportOptions::default())
+        .unwrap()
+        .finish()
+        .unwrap();
+    d.add_file("a/b", &f).unwrap();
+    for bad in ["", "a/b", "a//c", "../x", "a/./c", "/abs", "a/b/c"] {
+        assert!(d.add_file(bad, &f).is_err(), "{bad:?}");
+    }
+    // A directory under a file, and a file where a directory is.
+    assert!(d.add_directory("a/b/c", None, None).is_err());
+    assert!(d.add_file("a", &f).is_err());
+    let (dirs, _) = d.finish().unwrap();
+    assert_eq!(
+        dirs.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        ["a", ""]
     );
 }

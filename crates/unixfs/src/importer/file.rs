@@ -265,11 +265,7 @@ impl Trickle {
             }
             if top.max_depth.is_some_and(|m| top.next_depth >= m) && depth > 1 {
                 // This subtree is complete: close it into its parent and look again.
-                let frame = self.stack.pop().unwrap_or_else(|| TrickleFrame::new(None));
-                let node = ctx.node(&frame.children, false, out)?;
-                if let Some(parent) = self.stack.last_mut() {
-                    parent.children.push(node);
-                }
+                self.close_top(ctx, out)?;
                 continue;
             }
             let d = top.next_depth;
@@ -282,16 +278,28 @@ impl Trickle {
         }
     }
 
-    fn finish(mut self, ctx: &Ctx, out: &mut Vec<Block>) -> Result<Child, UnixfsError> {
-        while self.stack.len() > 1 {
-            let frame = self.stack.pop().unwrap_or_else(|| TrickleFrame::new(None));
+    /// Encodes the innermost open node and links it from its parent (never called on the root).
+    fn close_top(&mut self, ctx: &Ctx, out: &mut Vec<Block>) -> Result<(), UnixfsError> {
+        if let Some(frame) = self.stack.pop() {
             let node = ctx.node(&frame.children, false, out)?;
             if let Some(parent) = self.stack.last_mut() {
                 parent.children.push(node);
             }
         }
-        let root = self.stack.pop().unwrap_or_else(|| TrickleFrame::new(None));
-        ctx.node(&root.children, true, out)
+        Ok(())
+    }
+
+    fn finish(mut self, ctx: &Ctx, out: &mut Vec<Block>) -> Result<Child, UnixfsError> {
+        while self.stack.len() > 1 {
+            self.close_top(ctx, out)?;
+        }
+        // The root frame is created with the layout and never popped before this point.
+        let children = self
+            .stack
+            .pop()
+            .map(|root| root.children)
+            .unwrap_or_default();
+        ctx.node(&children, true, out)
     }
 }
 
@@ -299,6 +307,21 @@ impl Trickle {
 enum LayoutState {
     Balanced(Balanced),
     Trickle(Trickle),
+}
+
+impl LayoutState {
+    fn chunk(
+        &mut self,
+        ctx: &Ctx,
+        max: usize,
+        data: Vec<u8>,
+        out: &mut Vec<Block>,
+    ) -> Result<(), UnixfsError> {
+        match self {
+            LayoutState::Balanced(b) => b.chunk(ctx, max, data, out),
+            LayoutState::Trickle(t) => t.chunk(ctx, max, data, out),
+        }
+    }
 }
 
 /// Imports one file: push its bytes in pieces of any size, then [`FileImporter::finish`].
@@ -384,10 +407,7 @@ impl FileImporter {
     }
 
     fn chunk(&mut self, chunk: Vec<u8>, out: &mut Vec<Block>) -> Result<(), UnixfsError> {
-        match &mut self.layout {
-            LayoutState::Balanced(b) => b.chunk(&self.ctx, self.max_links, chunk, out),
-            LayoutState::Trickle(t) => t.chunk(&self.ctx, self.max_links, chunk, out),
-        }
+        self.layout.chunk(&self.ctx, self.max_links, chunk, out)
     }
 
     /// Bytes pushed so far (what Kubo's `add --progress` reports as `Bytes`).
@@ -396,20 +416,23 @@ impl FileImporter {
     }
 
     /// Ends the file: the remaining blocks (the root last) and the file's result.
-    pub fn finish(mut self) -> Result<(FileResult, Vec<Block>), UnixfsError> {
+    pub fn finish(self) -> Result<(FileResult, Vec<Block>), UnixfsError> {
+        let FileImporter {
+            ctx,
+            max_links,
+            splitter,
+            mut layout,
+            ..
+        } = self;
         let mut chunks = Vec::new();
-        let splitter = std::mem::replace(
-            &mut self.splitter,
-            Splitter::new(crate::chunker::ChunkerSpec::Size(1)),
-        );
         splitter.finish(&mut chunks);
         let mut out = Vec::new();
         for chunk in chunks {
-            self.chunk(chunk, &mut out)?;
+            layout.chunk(&ctx, max_links, chunk, &mut out)?;
         }
-        let root = match self.layout {
-            LayoutState::Balanced(b) => b.finish(&self.ctx, self.max_links, &mut out)?,
-            LayoutState::Trickle(t) => t.finish(&self.ctx, &mut out)?,
+        let root = match layout {
+            LayoutState::Balanced(b) => b.finish(&ctx, max_links, &mut out)?,
+            LayoutState::Trickle(t) => t.finish(&ctx, &mut out)?,
         };
         Ok((
             FileResult {

@@ -55,6 +55,14 @@ fn utf8_name(path: &Path) -> Result<String, UnixfsError> {
         })
 }
 
+/// Kubo's error for FIFOs, sockets and devices (boxo `files.NewSerialFile`).
+fn unsupported(path: &Path) -> UnixfsError {
+    UnixfsError::InvalidPath {
+        path: path.display().to_string(),
+        reason: "unrecognized file type".into(),
+    }
+}
+
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_owned(),
@@ -169,7 +177,7 @@ impl Walk<'_> {
             } else if meta.is_dir() {
                 dir.add_directory(&child_rel, self.mode(&meta), self.mtime(&meta))?;
                 self.dir(&child, dir, &child_rel, &child_shown)?;
-            } else {
+            } else if meta.is_file() {
                 let (cid, size) = self.file(&child, &meta)?;
                 dir.add_link(&child_rel, cid, size)?;
                 self.events.push(AddedEntry {
@@ -177,6 +185,8 @@ impl Walk<'_> {
                     cid,
                     size,
                 });
+            } else {
+                return Err(unsupported(&child));
             }
         }
         Ok(())
@@ -232,8 +242,10 @@ pub fn add_path(
     }
     let (cid, size) = if meta.file_type().is_symlink() {
         walk.symlink(path, &meta)?
-    } else {
+    } else if meta.is_file() {
         walk.file(path, &meta)?
+    } else {
+        return Err(unsupported(path));
     };
     walk.events.push(AddedEntry {
         name: name.clone(),

@@ -207,11 +207,12 @@ impl ImportOptions {
     ///   `raw-leaves can't be used with UnixFS metadata like mode or modification time`);
     /// - CIDv1 turns raw leaves on unless `raw-leaves` was given.
     ///
-    /// Other errors: CID version not 0/1, `inline-limit` above [`MAX_INLINE_LIMIT`],
+    /// Other errors: a chunker outside [`ChunkerSpec::validate`]'s limits, CID version not 0/1, `inline-limit` above [`MAX_INLINE_LIMIT`],
     /// `max-file-links` below 2, a fanout that is not a power of two in 8..=1024, `mtime-nsecs`
     /// of a second or more.
     pub fn resolve(&self) -> Result<ResolvedOptions, UnixfsError> {
         let invalid = |m: String| Err(UnixfsError::InvalidArgument(m));
+        self.chunker.validate()?;
         let code = Code::try_from(self.hash).map_err(|_| {
             UnixfsError::InvalidArgument(format!("unsupported hash function 0x{:x}", self.hash))
         })?;
@@ -337,5 +338,90 @@ impl CidBuilder {
             )
         };
         Block::from_prefix(version, codec, code, len, data).map_err(UnixfsError::Block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(kv: &[(&str, &str)]) -> Result<ResolvedOptions, UnixfsError> {
+        let mut o = ImportOptions::default();
+        for (k, v) in kv {
+            assert!(o.set(k, v)?, "{k}");
+        }
+        o.resolve()
+    }
+
+    #[test]
+    fn kubo_defaults_and_rules() {
+        let r = resolve(&[]).unwrap();
+        assert_eq!(
+            (r.cids.version, r.raw_leaves, r.layout),
+            (Version::V0, false, Layout::Balanced)
+        );
+        assert_eq!(
+            (r.max_file_links, r.hamt_fanout, r.hamt_threshold),
+            (174, 256, 262144)
+        );
+        // CIDv1 turns raw leaves on unless given.
+        assert!(resolve(&[("cid-version", "1")]).unwrap().raw_leaves);
+        assert!(
+            !resolve(&[("cid-version", "1"), ("raw-leaves", "false")])
+                .unwrap()
+                .raw_leaves
+        );
+        // Another hash implies CIDv1 (and so raw leaves); explicit CIDv0 with it is Kubo's error.
+        let r = resolve(&[("hash", "blake2b-256")]).unwrap();
+        assert_eq!((r.cids.version, r.raw_leaves), (Version::V1, true));
+        let e = resolve(&[("hash", "sha2-512"), ("cid-version", "0")]).unwrap_err();
+        assert_eq!(e.to_string(), "CIDv0 only supports sha2-256");
+        assert_eq!(
+            resolve(&[("hash", "md5")]).unwrap_err().to_string(),
+            "unrecognized hash function: \"md5\""
+        );
+        assert!(resolve(&[("cid-version", "2")]).is_err());
+        // Metadata turns raw leaves off, and refuses an explicit raw-leaves=true.
+        assert!(
+            !resolve(&[("cid-version", "1"), ("preserve-mtime", "true")])
+                .unwrap()
+                .raw_leaves
+        );
+        let e = resolve(&[("raw-leaves", "true"), ("mode", "644")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("raw-leaves can't be used with UnixFS metadata"),
+            "{e}"
+        );
+        // Limits.
+        assert!(resolve(&[("inline", "true"), ("inline-limit", "65")]).is_err());
+        assert!(resolve(&[("inline", "true"), ("inline-limit", "64")]).is_ok());
+        assert!(resolve(&[("max-hamt-fanout", "100")]).is_err());
+        assert!(resolve(&[("mtime-nsecs", "1000000000")]).is_err());
+        let mut o = ImportOptions::default();
+        o.chunker = ChunkerSpec::Size(0);
+        assert!(o.resolve().is_err());
+    }
+
+    #[test]
+    fn option_strings() {
+        let mut o = ImportOptions::default();
+        assert!(o.set("trickle", "true").unwrap());
+        assert!(o.set("mode", "0755").unwrap());
+        assert!(o.set("mtime", "-5").unwrap());
+        assert!(o.set("mtime-nsecs", "7").unwrap());
+        assert!(!o.set("pin", "true").unwrap(), "not an importer option");
+        assert_eq!(o.layout, Layout::Trickle);
+        assert_eq!(o.mode, Some(0o755));
+        assert_eq!(
+            o.mtime,
+            Some(Mtime {
+                seconds: -5,
+                nanos: 7
+            })
+        );
+        assert!(o.set("raw-leaves", "maybe").is_err());
+        assert!(o.set("mode", "9").is_err());
+        assert_eq!(hash_code_from_name("SHA2-256").unwrap(), 0x12);
     }
 }
