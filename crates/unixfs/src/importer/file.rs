@@ -45,9 +45,14 @@ struct Child {
 /// Shared block-making context of a file import.
 #[derive(Debug, Clone, Copy)]
 struct Ctx {
+    /// CIDs for every block of the file.
     cids: CidBuilder,
+    /// Leaves as raw blocks (else dag-pb UnixFS nodes carrying the bytes).
     raw_leaves: bool,
+    /// Permission bits for the root (never stored on inner nodes, as boxo's `SetFileAttributes`
+    /// only touches the root).
     mode: Option<u32>,
+    /// Modification time for the root.
     mtime: Option<Mtime>,
 }
 
@@ -114,6 +119,7 @@ impl Ctx {
         Ok(child)
     }
 
+    /// Puts the file's mode and mtime into a root node's `Data`.
     fn set_metadata(&self, d: &mut UnixfsData<'_>) {
         d.mode = self.mode;
         d.mtime = self.mtime;
@@ -131,6 +137,8 @@ struct Balanced {
 }
 
 impl Balanced {
+    /// Adds `child` to `level`; a full level is first closed into a node one level up, which is
+    /// how boxo's `fillNodeRec` closes a node when the next chunk does not fit.
     fn push_at(
         &mut self,
         ctx: &Ctx,
@@ -342,11 +350,17 @@ impl LayoutState {
 /// ```
 #[derive(Debug)]
 pub struct FileImporter {
+    /// How blocks are made.
     ctx: Ctx,
+    /// `max-file-links`: children per file node.
     max_links: usize,
+    /// Cuts the pushed bytes into chunks.
     splitter: Splitter,
+    /// The open part of the tree.
     layout: LayoutState,
+    /// Bytes pushed so far, for progress.
     consumed: u64,
+    /// Scratch list of chunks, reused between pushes.
     chunks: Vec<Vec<u8>>,
 }
 

@@ -38,13 +38,20 @@ pub struct AddedEntry {
 /// How much of a file is read per [`FileImporter::push`].
 const READ_BUF: usize = 1 << 20;
 
+/// The state of one `add_path` walk.
 struct Walk<'a> {
+    /// The options as given: `hidden`, `preserve-*`, `mode`/`mtime` apply per entry.
     options: &'a ImportOptions,
+    /// The options after Kubo's rules, for the file and directory builders.
     resolved: ResolvedOptions,
+    /// Where blocks go as soon as they exist, so memory does not grow with the tree's size.
     sink: &'a mut dyn FnMut(Vec<Block>) -> Result<(), UnixfsError>,
+    /// `add`'s output lines so far (files and symlinks; directories are added at the end).
     events: Vec<AddedEntry>,
 }
 
+/// The last component of `path` as UTF-8 (UnixFS names are strings; a name that is not UTF-8
+/// is refused rather than altered, so the DAG never silently renames an entry).
 fn utf8_name(path: &Path) -> Result<String, UnixfsError> {
     let name = path.file_name().unwrap_or(path.as_os_str());
     name.to_str()
@@ -63,6 +70,7 @@ fn unsupported(path: &Path) -> UnixfsError {
     }
 }
 
+/// `a/b`, where an empty side adds no separator (the root's relative path is `""`).
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_owned(),
@@ -72,6 +80,8 @@ fn join(a: &str, b: &str) -> String {
 }
 
 impl Walk<'_> {
+    /// The mode to store for an entry: `--mode` if given, else its permission bits (with
+    /// setuid/setgid/sticky, as Kubo's `ModePermsToUnixPerms`) under `--preserve-mode`.
     fn mode(&self, meta: &Metadata) -> Option<u32> {
         self.options.mode.or_else(|| {
             self.options
@@ -80,6 +90,8 @@ impl Walk<'_> {
         })
     }
 
+    /// The mtime to store for an entry: `--mtime` if given, else its modification time under
+    /// `--preserve-mtime`; seconds are floored as Go's `Time.Unix` does for times before 1970.
     fn mtime(&self, meta: &Metadata) -> Option<Mtime> {
         if self.options.mtime.is_some() {
             return self.options.mtime;
@@ -112,6 +124,8 @@ impl Walk<'_> {
         })
     }
 
+    /// Imports one regular file, streaming it through a [`FileImporter`] and handing blocks to
+    /// the sink as they complete; returns its root CID and cumulative size.
     fn file(&mut self, path: &Path, meta: &Metadata) -> Result<(Cid, u64), UnixfsError> {
         let mut importer =
             FileImporter::with_resolved(&self.resolved, self.mode(meta), self.mtime(meta));
@@ -132,6 +146,8 @@ impl Walk<'_> {
         Ok((result.cid, result.size))
     }
 
+    /// Stores a symlink as a UnixFS `Symlink` node holding its target (never followed, as
+    /// `ipfs add` without `--dereference-symlinks`); only mtime applies to it.
     fn symlink(&mut self, path: &Path, meta: &Metadata) -> Result<(Cid, u64), UnixfsError> {
         let target = fs::read_link(path)?;
         let target = target.to_str().ok_or_else(|| UnixfsError::InvalidPath {

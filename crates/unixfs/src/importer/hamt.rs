@@ -31,8 +31,11 @@ pub(crate) fn hash_name(name: &str) -> u64 {
     h as u64
 }
 
+/// A directory entry waiting for its slot.
 struct Entry {
+    /// The link as the plain directory would hold it (name without prefix).
     link: PbLink,
+    /// `hash_name(link.name)`: which slot it takes at each level.
     hash: u64,
 }
 
@@ -58,6 +61,9 @@ pub(crate) fn build(
     shard(options, entries, 0, bits, pad, (mode, mtime), out)
 }
 
+/// Builds one shard over `entries`, which all share the hash bits consumed so far
+/// (`consumed` bits; each level takes the next `bits`). `pad` is the width of slot prefixes;
+/// `meta` (mode, mtime) is only set for the root shard.
 fn shard(
     options: &ResolvedOptions,
     entries: Vec<Entry>,

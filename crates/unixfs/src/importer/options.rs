@@ -398,8 +398,10 @@ mod tests {
         assert!(resolve(&[("inline", "true"), ("inline-limit", "64")]).is_ok());
         assert!(resolve(&[("max-hamt-fanout", "100")]).is_err());
         assert!(resolve(&[("mtime-nsecs", "1000000000")]).is_err());
-        let mut o = ImportOptions::default();
-        o.chunker = ChunkerSpec::Size(0);
+        let o = ImportOptions {
+            chunker: ChunkerSpec::Size(0),
+            ..Default::default()
+        };
         assert!(o.resolve().is_err());
     }
 

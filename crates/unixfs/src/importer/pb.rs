@@ -36,13 +36,22 @@ pub struct Mtime {
 /// The fields of a UnixFS `Data` message the importer writes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnixfsData<'a> {
+    /// Field 1 `Type` (required, always written).
     pub kind: DataType,
+    /// Field 2 `Data`: file bytes of a dag-pb leaf, a symlink's target, a HAMT bitfield.
     pub data: Option<&'a [u8]>,
+    /// Field 3 `filesize`: file bytes under this node (files only; 0 is written for the empty
+    /// file, as boxo's `NewFSNode` always sets it).
     pub filesize: Option<u64>,
+    /// Field 4 `blocksizes`: file bytes under each child link, in link order.
     pub blocksizes: &'a [u64],
+    /// Field 5 `hashType`: 0x22 (murmur3-x64-64) on HAMT shards.
     pub hash_type: Option<u64>,
+    /// Field 6 `fanout`: on HAMT shards.
     pub fanout: Option<u64>,
+    /// Field 7 `mode` (UnixFS 1.5): permission bits.
     pub mode: Option<u32>,
+    /// Field 8 `mtime` (UnixFS 1.5).
     pub mtime: Option<Mtime>,
 }
 
@@ -108,8 +117,11 @@ impl<'a> UnixfsData<'a> {
 /// One dag-pb link as the importer writes it.
 #[derive(Debug, Clone)]
 pub(crate) struct PbLink {
+    /// `Hash`: the child's CID, as bytes.
     pub cid: Cid,
+    /// `Name`: empty in file nodes, the entry name in directories, `XX`+name in HAMT shards.
     pub name: String,
+    /// `Tsize`: the child's cumulative DAG size in bytes.
     pub tsize: u64,
 }
 
@@ -129,10 +141,12 @@ pub(crate) fn encode_node(links: &[PbLink], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Appends a field key: the field number and wire type (0 varint, 2 bytes, 5 fixed32).
 fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
     put_varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
+/// Appends a length-delimited field (bytes, string or embedded message).
 fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_key(out, field, 2);
     put_varint(out, bytes.len() as u64);
