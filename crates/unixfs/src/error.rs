@@ -48,6 +48,18 @@ pub enum UnixfsError {
     /// Reading input or writing output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A block could not be built from bytes the importer produced (an unsupported hash, or an
+    /// inlined block too large for an identity CID).
+    #[error("cannot build block: {0}")]
+    Block(#[source] cairn_blockstore::BlockstoreError),
+    /// A directory tree given to the importer is not valid (a duplicate or malformed path).
+    #[error("invalid directory entry {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The block source or sink failed.
     #[error("block store: {0}")]
     Store(crate::BoxError),

@@ -2,7 +2,8 @@
 //! node: [`BlockSource`] reads blocks (from a local store, or from the network through Bitswap),
 //! [`BlockSink`] stores them.
 //!
-//! - `importer`: files and directories to a UnixFS DAG, with Kubo's options and CIDs.
+//! - [`importer`]: files and directories to a UnixFS DAG, with Kubo's options and CIDs;
+//!   [`chunker`]: Kubo's `--chunker` strings and streaming splitters (size, rabin, buzhash).
 //! - `exporter`: files (with offset and length), directories (plain and HAMT), path resolution,
 //!   and a tar stream for `get`.
 //! - `refs`, `codec`, `car`: DAG walks, dag-pb/raw/dag-cbor/dag-json conversions, CARv1/v2.
@@ -17,13 +18,16 @@ pub use cairn_blockstore::Block;
 pub use cid::Cid;
 
 pub mod car;
+pub mod chunker;
 pub mod codec;
 mod error;
 pub mod exporter;
+pub mod importer;
 pub mod refs;
 pub mod tar;
 
 pub use error::UnixfsError;
+pub use importer::{DirectoryBuilder, FileImporter, FileResult, ImportOptions};
 
 /// An error from a block source or sink, boxed so any storage or network error fits.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
