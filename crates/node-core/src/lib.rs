@@ -9,6 +9,7 @@
 //! bounded channel and awaits oneshot replies. Calls after shutdown return
 //! [`NodeError::NodeStopped`].
 
+pub mod add;
 mod behaviour;
 pub mod config;
 pub mod connmgr;
@@ -22,6 +23,7 @@ pub mod repo;
 mod self_kad;
 pub mod types;
 
+pub use add::{AddEvent, AddOptions, Adder};
 pub use behaviour::{
     IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
 };

@@ -226,6 +226,12 @@ impl CommandRequest {
         fetch_options_for(self.offline, self.deadline)
     }
 
+    /// Every option as given, in order (name, value), for commands that take a family of
+    /// options at once (`add`'s import options).
+    pub fn options(&self) -> &[(String, String)] {
+        &self.options
+    }
+
     /// The single value of an option given by any of its names, if present.
     pub fn opt(&self, names: &[&str]) -> Result<Option<&str>, ApiError> {
         let mut found = self

@@ -299,3 +299,185 @@ pub(crate) fn refs_local(state: &ApiState) -> Result<Output, ApiError> {
             .boxed(),
     ))
 }
+
+/// The most one `add` request may carry (Kubo sets no limit; this bounds a runaway upload).
+const MAX_ADD: u64 = 16 << 30;
+
+/// Kubo's `add` progress interval (`progressReaderIncrement`): a `{"Name","Bytes"}` line at
+/// least every 256 KiB read, and one at the end of each file.
+const PROGRESS_STEP: u64 = 256 << 10;
+
+/// Options of `add` that do not shape the DAG and that cairn reads itself (or, for the CLI-only
+/// ones, accepts and ignores as Kubo's server does).
+const ADD_SELF_OPTIONS: &[&str] = &[
+    "pin",
+    "pin-name",
+    "only-hash",
+    "n",
+    "silent",
+    "progress",
+    "p",
+    "quiet",
+    "q",
+    "quieter",
+    "Q",
+    "recursive",
+    "r",
+    "empty-dirs",
+    "E",
+    "dereference-args",
+    "dereference-symlinks",
+    "stdin-name",
+    "cid-base",
+    "fast-provide-root",
+    "fast-provide-dag",
+    "fast-provide-wait",
+    "to-files",
+];
+
+/// What a multipart part of an `add` body is, from its content type (go-ipfs-files' encoding).
+enum AddPart {
+    File,
+    Directory,
+    Symlink,
+}
+
+/// `add`: files, directories and symlinks from one multipart body (Kubo's encoding: URL-escaped
+/// relative paths in `filename`, `application/x-directory` parts for directories,
+/// `application/symlink` parts for symlinks), imported with Kubo's options through
+/// [`cairn_node_core::Node::adder`]. Streams one `{"Name","Hash","Size"}` line per file as it
+/// completes, then the directories (root last); with `progress`, `{"Name","Bytes"}` lines too.
+pub(crate) async fn add(state: &ApiState, req: &mut CommandRequest) -> Result<Output, ApiError> {
+    use cairn_node_core::AddOptions;
+    let mut opts = AddOptions::new();
+    for (name, value) in req.options() {
+        if ADD_SELF_OPTIONS.contains(&name.as_str()) {
+            continue;
+        }
+        match name.as_str() {
+            "nocopy" | "fscache" => {
+                if crate::request::parse_bool(value) != Some(false) {
+                    return Err(ApiError::command(
+                        "filestore is not enabled, see https://git.io/vNItf",
+                    ));
+                }
+            }
+            _ => {
+                // Unknown names are ignored, as Kubo's command library does for options a
+                // command does not declare; global ones (offline, timeout...) are handled above.
+                opts.import
+                    .set(name, value)
+                    .map_err(|e| ApiError::client(e.to_string()))?;
+            }
+        }
+    }
+    opts.pin = req.flag(&["pin"], true)?;
+    opts.pin_name = req.opt(&["pin-name"])?.map(String::from);
+    opts.only_hash = req.flag(&["only-hash", "n"], false)?;
+    let silent = req.flag(&["silent"], false)?;
+    let progress = req.flag(&["progress", "p"], false)?;
+    let mut adder = state.inner.node.adder(opts).map_err(|e| match e {
+        NodeError::Unixfs(u) => ApiError::client(u),
+        other => other.into(),
+    })?;
+    let Some(mut multipart) = req.multipart(MAX_ADD, MAX_ADD) else {
+        return Err(ApiError::bad_request("file argument 'path' is required"));
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(64);
+    tokio::spawn(async move {
+        let run = async {
+            let mut any = false;
+            while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+                any = true;
+                let kind = match field.content_type().map(|t| t.essence_str().to_string()) {
+                    Some(t) if t == "application/x-directory" => AddPart::Directory,
+                    Some(t) if t == "application/symlink" => AddPart::Symlink,
+                    Some(t) if t.starts_with("multipart/") => {
+                        return Err(ApiError::client(
+                            "nested multipart directories are not supported: send one part per \
+                             entry with its path in the filename",
+                        ));
+                    }
+                    _ => AddPart::File,
+                };
+                let path = match field.file_name() {
+                    Some(name) => crate::request::url_decode(name)?,
+                    None => String::new(),
+                };
+                let path = path.trim_matches('/').to_string();
+                match kind {
+                    AddPart::Directory => {
+                        adder.add_directory(&path, None, None).map_err(add_error)?
+                    }
+                    AddPart::Symlink => {
+                        let target = field.bytes().await.map_err(multipart_error)?;
+                        let target = String::from_utf8(target.to_vec())
+                            .map_err(|_| ApiError::client("symlink target is not UTF-8"))?;
+                        let event = adder.add_symlink(&path, &target).await.map_err(add_error)?;
+                        if !silent {
+                            let _ = tx.send(Ok(added_line(&event))).await;
+                        }
+                    }
+                    AddPart::File => {
+                        let name = path.clone();
+                        let mut next_report = PROGRESS_STEP;
+                        let progress_tx = tx.clone();
+                        let mut report = move |read: u64| {
+                            if progress && read >= next_report {
+                                next_report = read + PROGRESS_STEP;
+                                // Best effort: a slow client skips progress lines, never data.
+                                let _ =
+                                    progress_tx.try_send(Ok(json!({"Name": name, "Bytes": read})));
+                            }
+                        };
+                        let data = field.map_err(|e| std::io::Error::other(multipart_error(e)));
+                        let event = adder
+                            .add_file(&path, data, &mut report)
+                            .await
+                            .map_err(add_error)?;
+                        if progress {
+                            let _ = tx
+                                .send(Ok(json!({"Name": event.name, "Bytes": event.file_size})))
+                                .await;
+                        }
+                        if !silent {
+                            let _ = tx.send(Ok(added_line(&event))).await;
+                        }
+                    }
+                }
+            }
+            if !any {
+                return Err(ApiError::bad_request("file argument 'path' is required"));
+            }
+            for event in adder.finish().await.map_err(add_error)? {
+                if !silent {
+                    let _ = tx.send(Ok(added_line(&event))).await;
+                }
+            }
+            Ok::<_, ApiError>(())
+        };
+        if let Err(e) = run.await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(Output::Stream(
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+            .boxed(),
+    ))
+}
+
+/// One `add` result line, with Kubo's string `Size`.
+fn added_line(event: &cairn_node_core::AddEvent) -> Value {
+    json!({"Name": event.name, "Hash": event.cid.to_string(), "Size": event.size.to_string()})
+}
+
+/// An add failure: bad paths and options are the client's; the rest as the node reports it.
+fn add_error(e: NodeError) -> ApiError {
+    match e {
+        NodeError::Unixfs(cairn_node_core::unixfs::UnixfsError::Io(io)) => {
+            ApiError::client(io.to_string())
+        }
+        NodeError::Unixfs(u) => ApiError::client(u),
+        other => node_error(other),
+    }
+}

@@ -167,7 +167,7 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "config" => config::get_set(s, &req).await,
         "config/replace" => config::replace(s, &mut req).await,
         "ping" => routing::ping(s, &req).await,
-        "add" => unixfs::add(s, &mut req).await,
+        "add" => files::add(s, &mut req).await,
         "cat" => unixfs::cat(s, &req).await,
         "refs" => dag::refs(s, &req).await,
         "refs/local" => files::refs_local(s),
