@@ -159,6 +159,16 @@ fn kubo_default_add_matches() {
         .unwrap();
     }
     paths.push(many);
+    // Either side of the 256 KiB `links` estimate: 6241 and 6242 entries of (8-byte name +
+    // 34-byte CIDv0) are 262122 and 262164 bytes.
+    for n in [6241, 6242] {
+        let d = dir.path().join(format!("edge{n}"));
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..n {
+            std::fs::write(d.join(format!("e{i:07}")), b"").unwrap();
+        }
+        paths.push(d);
+    }
     let fixtures =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interface-ipfs-core-fixtures");
     for f in ["test-folder", "weird name folder [v0]"] {
