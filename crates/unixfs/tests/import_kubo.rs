@@ -19,6 +19,8 @@ struct Kubo {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     next_id: u64,
+    /// The child's working directory, removed after it exits.
+    _cwd: tempfile::TempDir,
 }
 
 impl Kubo {
@@ -37,9 +39,12 @@ impl Kubo {
              choose where), set CAIRN_KUBO_PEER_LIB, or CAIRN_SKIP_KUBO=1 to skip",
             lib.display()
         );
+        // Kubo's library writes `kubo.log` into its working directory: keep it out of the tree.
+        let cwd = tempfile::tempdir().unwrap();
         let mut child = Command::new("python3")
             .arg(peer_dir.join("kubo_peer.py"))
             .args(["--port", "0"])
+            .current_dir(cwd.path())
             .env("KUBO_PEER_LIB", &lib)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -53,6 +58,7 @@ impl Kubo {
             stdin,
             stdout,
             next_id: 0,
+            _cwd: cwd,
         };
         let ready = k.read_json();
         assert_eq!(ready["event"], "ready", "{ready}");
