@@ -465,3 +465,34 @@ fn directory_builder_rejects_bad_paths() {
         ["a", ""]
     );
 }
+
+/// The HAMT switch: 5800 entries of 8-byte names are 243600 bytes by Kubo's `links` estimate
+/// (plain) and about 290 KB as a block (`block` estimation: sharded); `max-directory-links`
+/// shards by count. The oracle test checks the CIDs; this checks which side each lands on.
+#[test]
+fn hamt_switch_by_estimate_and_link_count() {
+    use cairn_unixfs::importer::HamtSizeEstimation;
+    let (empty, _) = FileImporter::new(&ImportOptions::default())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let root_type = |o: &ImportOptions, n: usize| -> u8 {
+        let mut d = DirectoryBuilder::new(o).unwrap();
+        for i in 0..n {
+            d.add_file(&format!("b{i:07}"), &empty).unwrap();
+        }
+        let (_, blocks) = d.finish().unwrap();
+        let node = ipld_dagpb::PbNode::from_bytes(blocks.last().unwrap().data().clone()).unwrap();
+        // UnixFS Data field 1 (Type): 1 directory, 5 HAMT shard.
+        node.data.unwrap()[1]
+    };
+    let mut o = ImportOptions::default();
+    assert_eq!(root_type(&o, 5800), 1);
+    o.hamt_size_estimation = HamtSizeEstimation::Block;
+    assert_eq!(root_type(&o, 5800), 5);
+    o.hamt_size_estimation = HamtSizeEstimation::Disabled;
+    assert_eq!(root_type(&o, 7000), 1);
+    o.max_directory_links = 10;
+    assert_eq!(root_type(&o, 11), 5);
+    assert_eq!(root_type(&o, 10), 1);
+}

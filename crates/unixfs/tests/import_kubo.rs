@@ -19,6 +19,8 @@ struct Kubo {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     next_id: u64,
+    /// The child's working directory, removed after it exits.
+    _cwd: tempfile::TempDir,
 }
 
 impl Kubo {
@@ -37,9 +39,12 @@ impl Kubo {
              choose where), set CAIRN_KUBO_PEER_LIB, or CAIRN_SKIP_KUBO=1 to skip",
             lib.display()
         );
+        // Kubo's library writes `kubo.log` into its working directory: keep it out of the tree.
+        let cwd = tempfile::tempdir().unwrap();
         let mut child = Command::new("python3")
             .arg(peer_dir.join("kubo_peer.py"))
             .args(["--port", "0"])
+            .current_dir(cwd.path())
             .env("KUBO_PEER_LIB", &lib)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -53,6 +58,7 @@ impl Kubo {
             stdin,
             stdout,
             next_id: 0,
+            _cwd: cwd,
         };
         let ready = k.read_json();
         assert_eq!(ready["event"], "ready", "{ready}");
@@ -159,6 +165,16 @@ fn kubo_default_add_matches() {
         .unwrap();
     }
     paths.push(many);
+    // Either side of the 256 KiB `links` estimate: 6241 and 6242 entries of (8-byte name +
+    // 34-byte CIDv0) are 262122 and 262164 bytes.
+    for n in [6241, 6242] {
+        let d = dir.path().join(format!("edge{n}"));
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..n {
+            std::fs::write(d.join(format!("e{i:07}")), b"").unwrap();
+        }
+        paths.push(d);
+    }
     let fixtures =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interface-ipfs-core-fixtures");
     for f in ["test-folder", "weird name folder [v0]"] {

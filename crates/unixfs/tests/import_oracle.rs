@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn_unixfs::importer::{ImportOptions, add_path};
+use cairn_unixfs::importer::{HamtSizeEstimation, ImportOptions, add_path};
 use serde_json::{Value, json};
 
 /// path -> (cid, size), as `add` prints it.
@@ -84,6 +84,15 @@ fn run_oracle(modules: &Path, jobs: &[(Value, PathBuf)]) -> Vec<Entries> {
 fn options(kubo: &[(&str, &str)]) -> (ImportOptions, Value) {
     let mut o = ImportOptions::default();
     for (k, v) in kubo {
+        if *k == "hamt-size-estimation" {
+            // A Kubo config key (Import.UnixFSHAMTDirectorySizeEstimation), not an add option.
+            o.hamt_size_estimation = if *v == "block" {
+                HamtSizeEstimation::Block
+            } else {
+                HamtSizeEstimation::Links
+            };
+            continue;
+        }
         assert!(o.set(k, v).unwrap(), "{k}");
     }
     let r = o.resolve().unwrap();
@@ -97,10 +106,14 @@ fn options(kubo: &[(&str, &str)]) -> (ImportOptions, Value) {
         "preserveMode": o.preserve_mode,
         "preserveMtime": o.preserve_mtime,
     });
+    if o.hamt_size_estimation == HamtSizeEstimation::Block {
+        js["hamtEstimation"] = json!("block");
+    }
     for (k, v) in kubo {
         match *k {
             "hash" => js["hash"] = json!(v),
             "inline-limit" => js["inlineLimit"] = json!(v.parse::<u64>().unwrap()),
+            "max-file-links" => js["maxFileLinks"] = json!(v.parse::<u64>().unwrap()),
             "inline" if !kubo.iter().any(|(k, _)| *k == "inline-limit") => {
                 js["inlineLimit"] = json!(32)
             }
@@ -108,6 +121,16 @@ fn options(kubo: &[(&str, &str)]) -> (ImportOptions, Value) {
         }
     }
     (o, js)
+}
+
+/// The IPIP-499 `unixfs-v1-2025` profile in Kubo's terms (the oracle's `profile` equivalent):
+/// CIDv1, raw leaves, 1 MiB chunks, 1024 links per file node, `block` HAMT size estimation.
+fn profile_v1_2025() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("cid-version", "1"),
+        ("chunker", "size-1048576"),
+        ("max-file-links", "1024"),
+    ]
 }
 
 fn cairn(path: &Path, o: &ImportOptions) -> Entries {
@@ -267,6 +290,7 @@ fn files_two_levels() {
         vec![("chunker", "size-1024"), ("trickle", "true")],
         p.clone(),
     ));
+    cases.push((profile_v1_2025(), p.clone()));
     check(cases);
 }
 
@@ -326,6 +350,21 @@ fn hamt_directory() {
     for i in 0..3780 {
         std::fs::write(near.join(format!("n{i:07}")), b"").unwrap();
     }
+    // 5800 names of 8 bytes: 243600 bytes by the `links` estimate (plain), about 290 KB as a
+    // block (sharded under `block` estimation).
+    let between = dir.path().join("between");
+    std::fs::create_dir(&between).unwrap();
+    for i in 0..5800 {
+        std::fs::write(between.join(format!("b{i:07}")), b"").unwrap();
+    }
+    let mut v1_2025 = profile_v1_2025();
+    v1_2025.push(("hamt-size-estimation", "block"));
+    check(vec![
+        (vec![], between.clone()),
+        (vec![("hamt-size-estimation", "block")], between.clone()),
+        (v1_2025.clone(), between),
+        (v1_2025, root.clone()),
+    ]);
     check(vec![
         (vec![], root.clone()),
         (vec![("cid-version", "1")], root.clone()),

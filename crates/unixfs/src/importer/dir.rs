@@ -15,7 +15,7 @@ use cid::Cid;
 
 use crate::importer::file::FileResult;
 use crate::importer::hamt;
-use crate::importer::options::{DAG_PB, ImportOptions, ResolvedOptions};
+use crate::importer::options::{DAG_PB, HamtSizeEstimation, ImportOptions, ResolvedOptions};
 use crate::importer::pb::{DataType, Mtime, PbLink, UnixfsData, encode_node};
 use crate::{Block, UnixfsError};
 
@@ -234,12 +234,7 @@ fn build_dir(
         };
         links.push(PbLink { cid, name, tsize });
     }
-    // Kubo's default `links` estimate: name bytes plus CID bytes per link, nothing else.
-    let estimate: usize = links
-        .iter()
-        .map(|l| l.name.len() + l.cid.encoded_len())
-        .sum();
-    let (cid, size) = if options.hamt_threshold > 0 && estimate > options.hamt_threshold {
+    let (cid, size) = if needs_hamt(options, &links, node.mode, node.mtime) {
         hamt::build(options, links, node.mode, node.mtime, blocks)?
     } else {
         let mut d = UnixfsData::new(DataType::Directory);
@@ -255,4 +250,36 @@ fn build_dir(
     };
     results.push(DirResult { path, cid, size });
     Ok((cid, size))
+}
+
+/// Whether a directory with these entries is sharded, as boxo's `needsToSwitchToHAMTDir` decides
+/// it when entries are added one by one (adds only grow the estimate, so the final size decides).
+fn needs_hamt(
+    options: &ResolvedOptions,
+    links: &[PbLink],
+    mode: Option<u32>,
+    mtime: Option<Mtime>,
+) -> bool {
+    if options.max_directory_links > 0 && links.len() > options.max_directory_links {
+        return true;
+    }
+    if options.hamt_threshold == 0 {
+        return false;
+    }
+    let estimate = match options.hamt_size_estimation {
+        // Kubo's default: name bytes plus CID bytes per link, nothing else.
+        HamtSizeEstimation::Links => links
+            .iter()
+            .map(|l| l.name.len() + l.cid.encoded_len())
+            .sum(),
+        // The plain block's exact size, which boxo computes arithmetically.
+        HamtSizeEstimation::Block => {
+            let mut d = UnixfsData::new(DataType::Directory);
+            d.mode = mode;
+            d.mtime = mtime;
+            encode_node(links, &d.encode()).len()
+        }
+        HamtSizeEstimation::Disabled => return false,
+    };
+    estimate > options.hamt_threshold
 }

@@ -28,7 +28,8 @@ pub use dir::{DirResult, DirectoryBuilder};
 pub use file::{FileImporter, FileResult};
 pub use fs::{AddedEntry, add_path};
 pub use options::{
-    CidBuilder, DEFAULT_HAMT_FANOUT, DEFAULT_HAMT_THRESHOLD, DEFAULT_MAX_FILE_LINKS, ImportOptions,
-    Layout, MAX_INLINE_LIMIT, ResolvedOptions, hash_code_from_name,
+    CidBuilder, DEFAULT_HAMT_FANOUT, DEFAULT_HAMT_THRESHOLD, DEFAULT_MAX_FILE_LINKS,
+    HamtSizeEstimation, ImportOptions, Layout, MAX_INLINE_LIMIT, ResolvedOptions,
+    hash_code_from_name,
 };
 pub use pb::Mtime;

@@ -37,6 +37,20 @@ pub enum Layout {
     Trickle,
 }
 
+/// How a directory's size is estimated to decide whether it becomes a HAMT
+/// (Kubo's `Import.UnixFSHAMTDirectorySizeEstimation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HamtSizeEstimation {
+    /// `links` (Kubo's default): the sum over entries of name bytes plus CID bytes.
+    #[default]
+    Links,
+    /// `block`: the plain directory block's exact encoded size (IPIP-499 `unixfs-v1-2025`).
+    Block,
+    /// `disabled`: never shard by size; only `max-directory-links` can shard.
+    Disabled,
+}
+
 /// The options of `ipfs add` that decide the blocks and CIDs of an import.
 ///
 /// Field names follow Kubo's option names; `None` means "not given", so Kubo's rules between
@@ -66,6 +80,11 @@ pub struct ImportOptions {
     pub max_hamt_fanout: usize,
     /// `Import.UnixFSHAMTDirectorySizeThreshold` in bytes (262144); 0 disables sharding.
     pub hamt_threshold: usize,
+    /// `Import.UnixFSHAMTDirectorySizeEstimation` ([`HamtSizeEstimation::Links`]).
+    pub hamt_size_estimation: HamtSizeEstimation,
+    /// `--max-directory-links`: a directory with more entries is sharded (0, the default: no
+    /// limit).
+    pub max_directory_links: usize,
     /// `--wrap-with-directory`: put the added entries in a new directory and return it too.
     pub wrap_with_directory: bool,
     /// `--hidden`: include entries whose name starts with `.` when walking a local directory.
@@ -93,6 +112,8 @@ impl Default for ImportOptions {
             max_file_links: DEFAULT_MAX_FILE_LINKS,
             max_hamt_fanout: DEFAULT_HAMT_FANOUT,
             hamt_threshold: DEFAULT_HAMT_THRESHOLD,
+            hamt_size_estimation: HamtSizeEstimation::Links,
+            max_directory_links: 0,
             wrap_with_directory: false,
             hidden: false,
             preserve_mode: false,
@@ -138,7 +159,7 @@ pub fn hash_code_from_name(name: &str) -> Result<u64, UnixfsError> {
 impl ImportOptions {
     /// Sets one option from its Kubo name and string value, as they arrive in an RPC query
     /// (`chunker`, `trickle`, `raw-leaves`, `cid-version`, `hash`, `inline`, `inline-limit`,
-    /// `max-file-links`, `max-hamt-fanout`, `wrap-with-directory`/`w`, `hidden`/`H`,
+    /// `max-file-links`, `max-directory-links`, `max-hamt-fanout`, `wrap-with-directory`/`w`, `hidden`/`H`,
     /// `preserve-mode`, `preserve-mtime`, `mode` (octal), `mtime`, `mtime-nsecs`).
     ///
     /// Returns `Ok(false)` for a name that does not shape the DAG (`pin`, `quiet`...), so the
@@ -172,6 +193,9 @@ impl ImportOptions {
             }
             "max-file-links" => {
                 self.max_file_links = usize::try_from(int(value)?).map_err(|_| bad(name))?
+            }
+            "max-directory-links" => {
+                self.max_directory_links = usize::try_from(int(value)?).map_err(|_| bad(name))?
             }
             "max-hamt-fanout" => {
                 self.max_hamt_fanout = usize::try_from(int(value)?).map_err(|_| bad(name))?
@@ -267,6 +291,8 @@ impl ImportOptions {
             max_file_links: self.max_file_links,
             hamt_fanout: fanout,
             hamt_threshold: self.hamt_threshold,
+            hamt_size_estimation: self.hamt_size_estimation,
+            max_directory_links: self.max_directory_links,
         })
     }
 }
@@ -289,6 +315,10 @@ pub struct ResolvedOptions {
     pub hamt_fanout: usize,
     /// Estimated directory size above which a directory is sharded (0: never).
     pub hamt_threshold: usize,
+    /// How that size is estimated.
+    pub hamt_size_estimation: HamtSizeEstimation,
+    /// Entry count above which a directory is sharded (0: no limit).
+    pub max_directory_links: usize,
 }
 
 /// Makes blocks and their CIDs as Kubo's `cid.Prefix` wrapped in `cidutil.InlineBuilder` does.

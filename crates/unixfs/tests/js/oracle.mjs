@@ -7,7 +7,8 @@
 // importer's):
 //   cidVersion 0|1, rawLeaves bool, chunker "size-N" | "rabin-MIN-AVG-MAX",
 //   trickle bool, wrap bool, hidden bool, preserveMode bool, preserveMtime bool,
-//   hash "sha2-256"|"sha2-512", inlineLimit N (absent: no inlining).
+//   hash "sha2-256"|"sha2-512", inlineLimit N (absent: no inlining), maxFileLinks N,
+//   hamtEstimation "links"|"block".
 // The JS importer has neither a hash option nor inlining: for those the DAG it builds with
 // sha2-256 is rebuilt bottom-up (every link re-pointed, Tsize recomputed, each block re-hashed,
 // or given an identity CIDv1 when at most inlineLimit bytes), which is what Kubo's CID builder
@@ -80,8 +81,11 @@ async function run (job, input) {
     // boxo's trickle makes non-raw leaves UnixFS `raw` and always puts a node above the leaves.
     leafType: opts.trickle ? 'raw' : 'file',
     reduceSingleLeafToSelf: !opts.trickle,
-    layout: opts.trickle ? trickle({ maxChildrenPerNode: 174, layerRepeat: 4 }) : balanced({ maxChildrenPerNode: 174 }),
-    shardSplitStrategy: 'links-bytes',
+    layout: opts.trickle
+    ? trickle({ maxChildrenPerNode: opts.maxFileLinks ?? 174, layerRepeat: 4 })
+    : balanced({ maxChildrenPerNode: opts.maxFileLinks ?? 174 }),
+    // Kubo's Import.UnixFSHAMTDirectorySizeEstimation: links (default) or block.
+  shardSplitStrategy: opts.hamtEstimation === 'block' ? 'block-bytes' : 'links-bytes',
     shardSplitThresholdBytes: 262144,
     wrapWithDirectory: opts.wrap ?? false,
     fieldOrder: 'links-first'
