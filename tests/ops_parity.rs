@@ -150,3 +150,31 @@ fn a_multi_byte_character_in_swarm_key_exits_1_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn swarm_peers_prints_each_peer_id_once() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    init_repo(one.path());
+    init_repo(two.path());
+    let _a = Daemon::start(one.path());
+    let _b = Daemon::start(two.path());
+    let id: serde_json::Value = serde_json::from_str(&ok(two.path(), &["id"])).unwrap();
+    let b_id = id["ID"].as_str().unwrap();
+    let b_addr = id["Addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .find(|a| a.contains("/tcp/"))
+        .unwrap()
+        .to_string();
+    assert_eq!(b_addr.matches("/p2p/").count(), 1, "{b_addr}");
+    // An outbound dial with the peer id in the address, as bootstrap dials.
+    ok(one.path(), &["swarm", "connect", &b_addr]);
+    let peers = ok(one.path(), &["swarm", "peers"]);
+    let line = peers
+        .lines()
+        .find(|l| l.ends_with(b_id))
+        .unwrap_or_else(|| panic!("{peers}"));
+    assert_eq!(line, b_addr, "{peers}");
+}

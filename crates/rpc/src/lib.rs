@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod addrs;
 mod commands;
 pub mod error;
 mod metrics;
