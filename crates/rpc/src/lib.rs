@@ -22,6 +22,7 @@
 pub mod addrs;
 mod commands;
 pub mod error;
+pub mod long_uri;
 mod metrics;
 pub mod request;
 pub mod response;
