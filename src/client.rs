@@ -3,9 +3,12 @@
 //! into `Error: <message>`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
+use cairn::node::RepoError;
+use cairn::node::repo::RepoLock;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -78,18 +81,97 @@ pub fn api_base(api: &str) -> anyhow::Result<String> {
     }
 }
 
+/// How long the CLI waits for a TCP connection to the address in the `api` file before it
+/// decides nothing answers there. A local daemon accepts (or the kernel refuses) at once.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The daemon address the CLI should talk to, or `None` when no daemon runs on the repo.
+///
+/// `--api` is taken as given (an unreachable one is an error later, as in Kubo). Otherwise the
+/// repo's `api` file is read and its address probed with a TCP connect: a daemon killed with
+/// `kill -9` (or by the OOM killer) leaves the file behind, and Kubo then runs offline-capable
+/// commands on the repo instead of failing. When nothing answers and the repo lock is free, the
+/// stale file is removed (as Kubo does); when a live process holds the lock (a daemon starting
+/// up or hung), the file is kept and the address returned, so the request reports that the
+/// daemon cannot be reached. An `api` file that is not an address is treated the same way.
+pub async fn daemon_address(repo: &Path, api: Option<&str>) -> Option<String> {
+    if let Some(a) = api {
+        return Some(a.to_string());
+    }
+    let path = repo.join("api");
+    let addr = std::fs::read_to_string(&path).ok()?;
+    if answers(&addr).await {
+        return Some(addr);
+    }
+    match RepoLock::acquire(repo) {
+        Ok(_lock) => {
+            // The lock is held while the file goes, so a daemon cannot start in between and
+            // have its fresh file removed.
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(
+                    "removed the stale api file {} ({addr:?} does not answer)",
+                    path.display()
+                ),
+                Err(e) => {
+                    tracing::warn!("cannot remove the stale api file {}: {e}", path.display())
+                }
+            }
+            None
+        }
+        Err(RepoError::Locked { .. }) => Some(addr),
+        // No lock file can be made (a read-only repo, another user's repo): nothing shows the
+        // daemon is gone, so let the request say what happens.
+        Err(_) => Some(addr),
+    }
+}
+
+/// Whether anything accepts a TCP connection at the `api` file's address.
+async fn answers(api: &str) -> bool {
+    let Ok(base) = api_base(api) else {
+        return false;
+    };
+    let Ok(uri) = base.parse::<hyper::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    // `Uri::host` keeps an IPv6 literal's brackets, which is what `host:port` needs.
+    let target = format!("{host}:{port}");
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(target)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Takes the repo lock for a command that runs on the repo without a daemon (`config`,
+/// `bootstrap`), as Kubo's offline commands do: a daemon that starts meanwhile waits for it.
+pub fn lock_repo(repo: &Path) -> anyhow::Result<RepoLock> {
+    if !cairn::node::Repo::is_initialized(repo) {
+        bail!(
+            "no cairn repo found in {}: please run `cairn init`",
+            repo.display()
+        );
+    }
+    Ok(RepoLock::acquire(repo)?)
+}
+
 impl RpcClient {
-    /// Finds the daemon: `--api` if given, else the repo's `api` file.
-    pub fn connect(repo: &Path, api: Option<&str>, auth: Option<&str>) -> anyhow::Result<Self> {
-        let addr = match api {
-            Some(a) => a.to_string(),
-            None => std::fs::read_to_string(repo.join("api")).map_err(|_| {
-                anyhow!(
-                    "cairn daemon is not running (no api file in {}): start it with `cairn daemon`, or pass --api",
-                    repo.display()
-                )
-            })?,
-        };
+    /// A client for the daemon at `addr` (from [`daemon_address`]); `None` means no daemon runs.
+    pub fn connect(repo: &Path, addr: Option<String>, auth: Option<&str>) -> anyhow::Result<Self> {
+        let addr = addr.ok_or_else(|| {
+            anyhow!(
+                "cairn daemon is not running (no api file in {}): start it with `cairn daemon`, or pass --api",
+                repo.display()
+            )
+        })?;
         let auth = auth
             .map(|s| {
                 cairn::rpc::security::header_for_secret(s)

@@ -191,10 +191,11 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
         .build()
         .await?;
     let token = node.shutdown_token();
-    for addr in node.listen_addrs().await? {
+    // Transport addresses, each once, shaped where the RPC shapes them (as Kubo prints them).
+    for addr in cairn::rpc::addrs::transports(&node.listen_addrs().await?) {
         out!("Swarm listening on {addr}");
     }
-    for addr in node.external_addrs().await? {
+    for addr in cairn::rpc::addrs::transports(&node.external_addrs().await?) {
         out!("Swarm announcing {addr}");
     }
     let listeners = match activated {

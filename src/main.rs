@@ -158,9 +158,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon(args) => return daemon::run(repo, args).await,
         _ => {}
     }
-    // Like Kubo, `config` and `bootstrap` edit the repo directly when no daemon runs.
-    let daemon_running = cli.api.is_some() || repo.join("api").exists();
-    if !daemon_running {
+    // Like Kubo, `config` and `bootstrap` edit the repo directly when no daemon runs,
+    // including when a crashed daemon's `api` file names an address nothing answers at.
+    let daemon = client::daemon_address(&repo, cli.api.as_deref()).await;
+    if daemon.is_none() {
+        let _lock = match &cli.command {
+            Command::Config { .. } | Command::Bootstrap(_) => Some(client::lock_repo(&repo)?),
+            _ => None,
+        };
         match &cli.command {
             Command::Config {
                 key,
@@ -192,7 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             _ => {}
         }
     }
-    let rpc = RpcClient::connect(&repo, cli.api.as_deref(), cli.api_auth.as_deref())?
+    let rpc = RpcClient::connect(&repo, daemon, cli.api_auth.as_deref())?
         .global_options(cli.offline, cli.timeout.as_deref());
     let mut code = 0;
     match cli.command {

@@ -31,16 +31,27 @@ pub fn parse_swarm_key(bytes: &[u8]) -> Result<PreSharedKey, BootstrapError> {
             let text = std::str::from_utf8(body)
                 .map_err(|_| bad("the key is not text".into()))?
                 .trim();
+            // Check characters, never byte offsets: a multi-byte character must be named in
+            // the error, not split by a slice (which panics).
+            if let Some((at, c)) = text
+                .chars()
+                .enumerate()
+                .find(|(_, c)| !c.is_ascii_hexdigit())
+            {
+                return Err(bad(format!(
+                    "the key has {c:?} (U+{:04X}) at character {}, which is not a hex digit",
+                    u32::from(c),
+                    at + 1
+                )));
+            }
+            // Only ASCII hex digits are left, so bytes and characters agree from here.
             if text.len() != 64 {
                 return Err(bad(format!(
                     "a base16 key has 64 hex digits, found {}",
                     text.len()
                 )));
             }
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-                .collect::<Result<_, _>>()
-                .map_err(|_| bad("the key has a character that is not a hex digit".into()))?
+            decode_hex(text.as_bytes())
         }
         b"/base64/" => {
             let text = std::str::from_utf8(body)
@@ -80,6 +91,16 @@ fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
         .unwrap_or(bytes.len());
     let line = bytes[..end].strip_suffix(b"\r").unwrap_or(&bytes[..end]);
     Some((line, bytes.get(end + 1..).unwrap_or_default()))
+}
+
+/// Decodes ASCII hex digit pairs (the caller has checked every byte is one).
+fn decode_hex(digits: &[u8]) -> Vec<u8> {
+    // `to_digit` is at most 15 here, so the narrowing cannot lose bits.
+    let value = |d: u8| char::from(d).to_digit(16).unwrap_or(0) as u8;
+    digits
+        .chunks_exact(2)
+        .map(|pair| value(pair[0]) << 4 | value(pair[1]))
+        .collect()
 }
 
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
@@ -127,6 +148,38 @@ mod tests {
         assert_eq!(parse_swarm_key(&bin).unwrap(), PreSharedKey::new(key));
     }
 
+    /// The reported panic: a 64-byte key line of `a`, `â` (two bytes) and 61 hex digits.
+    #[test]
+    fn a_multi_byte_character_is_named_not_sliced() {
+        let line = format!("a\u{e2}{}", "0".repeat(61));
+        assert_eq!(line.len(), 64);
+        let err = parse_swarm_key(format!("{HEADER}\n/base16/\n{line}\n").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid swarm key: the key has '\u{e2}' (U+00E2) at character 2, which is not a hex digit"
+        );
+        // Any position and width: never a panic, always the character's name.
+        for c in ['\u{e2}', '\u{20ac}', '\u{1f600}', '\u{fffd}'] {
+            for at in 0..64 {
+                let mut digits: Vec<char> = "f".repeat(64).chars().collect();
+                digits[at] = c;
+                let text: String = digits.into_iter().collect();
+                let err = parse_swarm_key(format!("{HEADER}\n/base16/\n{text}").as_bytes())
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(&format!("at character {}", at + 1)), "{err}");
+            }
+        }
+        // Upper-case hex is still a key.
+        let upper = format!("{HEADER}\n/base16/\n{}\n", "AB".repeat(32));
+        assert_eq!(
+            parse_swarm_key(upper.as_bytes()).unwrap(),
+            PreSharedKey::new([0xab; 32])
+        );
+    }
+
     #[test]
     fn malformed_keys_say_why() {
         let cases: &[(&[u8], &str)] = &[
@@ -135,7 +188,7 @@ mod tests {
             (b"/key/swarm/psk/1.0.0/\n", "encoding line"),
             (b"/key/swarm/psk/1.0.0/\n/base32/\nxx", "unknown encoding"),
             (b"/key/swarm/psk/1.0.0/\n/base16/\nabcd", "64 hex digits, found 4"),
-            (b"/key/swarm/psk/1.0.0/\n/base16/\nzz00000000000000000000000000000000000000000000000000000000000000", "hex digit"),
+            (b"/key/swarm/psk/1.0.0/\n/base16/\nzz00000000000000000000000000000000000000000000000000000000000000", "'z' (U+007A) at character 1"),
             (b"/key/swarm/psk/1.0.0/\n/base64/\n!!!!", "base64"),
             (b"/key/swarm/psk/1.0.0/\n/bin/\nshort", "32 bytes, found 5"),
         ];

@@ -318,8 +318,12 @@ pub fn write_config(repo: &Path, config: &Config) -> Result<(), RepoError> {
 
 /// `repo.lock`: an advisory file lock (released by the kernel when the process dies) plus the
 /// holder's PID, so a lock left by a crashed process is recognised and taken over with a warning.
+///
+/// [`Repo::open`] takes it for a daemon; the CLI takes it alone (with [`RepoLock::acquire`]) while
+/// it edits the repo without a daemon, as Kubo's offline commands do, and to decide that an `api`
+/// file nobody answers at is stale. Released when dropped.
 #[derive(Debug)]
-struct RepoLock {
+pub struct RepoLock {
     file: File,
 }
 
@@ -331,7 +335,12 @@ impl Drop for RepoLock {
 }
 
 impl RepoLock {
-    fn acquire(repo: &Path) -> Result<Self, RepoError> {
+    /// Takes `<repo>/repo.lock` without waiting (creating the file if needed).
+    ///
+    /// # Errors
+    /// [`RepoError::Locked`] if another live process holds it (the message names its PID when the
+    /// file records one); [`RepoError::Io`] if the file cannot be opened or written.
+    pub fn acquire(repo: &Path) -> Result<Self, RepoError> {
         let path = repo.join("repo.lock");
         let mut file = OpenOptions::new()
             .read(true)

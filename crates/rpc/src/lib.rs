@@ -19,8 +19,10 @@
 //! # }
 //! ```
 
+pub mod addrs;
 mod commands;
 pub mod error;
+pub mod long_uri;
 mod metrics;
 pub mod request;
 pub mod response;

@@ -11,6 +11,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use cairn_node_core::{Config, Node};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -182,7 +184,9 @@ async fn api(State(state): State<ApiState>, request: Request) -> Response {
                     .headers
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok());
-                match CommandRequest::new(&command, parts.uri.query(), content_type, body) {
+                // A query too long for hyper's URI arrives in a header (see `long_uri`).
+                let query = crate::long_uri::query(&parts.headers, parts.uri.query());
+                match CommandRequest::new(&command, query, content_type, body) {
                     Ok(req) => match commands::run(&state, req).await {
                         Ok(output) => output.into_response(),
                         Err(e) => error_response(e),
@@ -224,19 +228,67 @@ fn error_response(e: ApiError) -> Response {
 
 /// Serves the RPC on a listener until `shutdown` is tripped, then stops accepting and lets
 /// in-flight requests finish.
+///
+/// HTTP/1 connections are served as Go's server (and so Kubo) serves them: up to
+/// 1 MiB of request line and headers (Go's `DefaultMaxHeaderBytes`), a request-target
+/// longer than hyper's URI limit included (see [`crate::long_uri`]), and a client that half-closes
+/// its side after sending a request (`shutdown(SHUT_WR)`, as `nc -q` does) still gets its answer.
+/// HTTP/2 with prior knowledge is served as before.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    // TCP_NODELAY, as Go's (and so Kubo's) listeners have it: without it a response written in
-    // two pieces waits for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(crate::long_uri::MAX_HEAD)
+        .half_close(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning, as
+                    // axum's and Go's accept loops do.
+                    tracing::warn!("RPC accept failed: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        // TCP_NODELAY, as Go's (and so Kubo's) listeners have it: without it a response written
+        // in two pieces waits for the client's delayed ACK.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY: {e}");
         }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+        let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
+        let service = TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("RPC connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }

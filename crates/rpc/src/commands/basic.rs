@@ -4,6 +4,7 @@ use base64::Engine as _;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::addrs;
 use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
@@ -42,15 +43,13 @@ pub(crate) async fn id(state: &ApiState, req: &CommandRequest) -> Result<Output,
         None => me,
     };
     if target == me {
-        let mut addrs: Vec<String> = node
+        let mine: Vec<_> = node
             .listen_addrs()
             .await?
             .into_iter()
             .chain(node.external_addrs().await?)
-            .map(|a| format!("{a}/p2p/{me}"))
             .collect();
-        addrs.sort();
-        addrs.dedup();
+        let addrs = addrs::with_peer_sorted(&mine, &me);
         let key = node.public_key().encode_protobuf();
         let mut protocols = node.local_protocols();
         protocols.sort();
@@ -66,8 +65,8 @@ pub(crate) async fn id(state: &ApiState, req: &CommandRequest) -> Result<Output,
     let peers = node.peers().await?;
     let public_key = public_key_of(&target);
     if let Some(p) = peers.iter().find(|p| p.peer_id == target) {
-        let mut addrs: Vec<String> = p.listen_addrs.iter().map(|a| a.to_string()).collect();
-        addrs.sort();
+        // Kubo's `printPeer`: each address once, with the peer's `/p2p/<id>`, sorted.
+        let addrs = addrs::with_peer_sorted(&p.listen_addrs, &target);
         let mut protocols = p.protocols.clone();
         protocols.sort();
         return Ok(Output::Once(json!({
@@ -78,11 +77,11 @@ pub(crate) async fn id(state: &ApiState, req: &CommandRequest) -> Result<Output,
             "Protocols": if protocols.is_empty() { Value::Null } else { json!(protocols) },
         })));
     }
-    let addrs = node.find_peer(target).await?;
+    let found = node.find_peer(target).await?;
     Ok(Output::Once(json!({
         "ID": target.to_base58(),
         "PublicKey": public_key,
-        "Addresses": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "Addresses": addrs::with_peer_sorted(&found, &target),
         "AgentVersion": "",
         "Protocols": Value::Null,
     })))

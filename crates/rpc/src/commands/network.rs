@@ -7,6 +7,7 @@ use cairn_node_core::{Direction, parse_multiaddr, peer_id_of};
 use serde_json::{Value, json};
 
 use super::{go_duration, phase_name, save_config};
+use crate::addrs;
 use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
@@ -19,7 +20,7 @@ pub(crate) async fn peers(state: &ApiState, req: &CommandRequest) -> Result<Outp
     let identify = verbose || req.flag(&["identify"], false)?;
     let _streams = req.flag(&["streams"], false)?;
     let mut peers = state.inner.node.peers().await?;
-    peers.sort_by_key(|p| p.address.to_string());
+    peers.sort_by_key(|p| addrs::transport(&p.address).to_string());
     if peers.is_empty() {
         return Ok(Output::Once(json!({"Peers": null})));
     }
@@ -27,12 +28,12 @@ pub(crate) async fn peers(state: &ApiState, req: &CommandRequest) -> Result<Outp
         .into_iter()
         .map(|p| {
             let mut entry = json!({
-                "Addr": p.address.to_string(),
+                "Addr": addrs::transport(&p.address).to_string(),
                 "Peer": p.peer_id.to_base58(),
                 "Identify": {"ID": "", "PublicKey": "", "Addresses": null, "AgentVersion": "", "Protocols": null},
             });
             if identify {
-                let addrs: Vec<String> = p.listen_addrs.iter().map(|a| a.to_string()).collect();
+                let addrs = addrs::transports(&p.listen_addrs);
                 entry["Identify"] = json!({
                     "ID": p.peer_id.to_base58(),
                     "PublicKey": "",
@@ -94,11 +95,11 @@ pub(crate) async fn disconnect(state: &ApiState, req: &CommandRequest) -> Result
 pub(crate) async fn addrs(state: &ApiState) -> Result<Output, ApiError> {
     let mut map = BTreeMap::new();
     for p in state.inner.node.peers().await? {
-        let mut addrs: Vec<String> = p.listen_addrs.iter().map(|a| a.to_string()).collect();
-        if addrs.is_empty() {
-            addrs.push(p.address.to_string());
+        let mut list = addrs::transports(&p.listen_addrs);
+        if list.is_empty() {
+            list = addrs::transports([&p.address]);
         }
-        map.insert(p.peer_id.to_base58(), addrs);
+        map.insert(p.peer_id.to_base58(), list);
     }
     Ok(Output::Once(json!({"Addrs": map})))
 }
@@ -117,9 +118,9 @@ pub(crate) async fn addrs_local(
         .chain(node.external_addrs().await?)
         .map(|a| {
             if with_id {
-                format!("{a}/p2p/{me}")
+                addrs::with_peer(&a, &me)
             } else {
-                a.to_string()
+                addrs::transport(&a).to_string()
             }
         })
         .collect();

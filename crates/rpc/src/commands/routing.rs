@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::parse_cid_arg;
+use crate::addrs;
 use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
@@ -19,9 +20,9 @@ fn event(kind: u8, peer: Option<(&PeerId, &[Multiaddr])>, extra: &str) -> Value 
     json!({
         "ID": "",
         "Type": kind,
-        "Responses": peer.map(|(id, addrs)| json!([{
+        "Responses": peer.map(|(id, known)| json!([{
             "ID": id.to_base58(),
-            "Addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "Addrs": addrs::transports(known),
         }])),
         "Extra": extra,
     })
