@@ -35,6 +35,11 @@ for dir in "$COMPAT"/helia-peer "$COMPAT"/kubo-client-smoke; do
   fi
 done
 
+step "JS oracles of cairn-unixfs (@ipld/car; the importer oracle uses kubo-client-smoke's tree)"
+if [ ! -d crates/unixfs/tests/js/node_modules ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/unixfs/tests/js
+fi
+
 step "kubo-peer (a real Kubo 0.22 from the kubo-python wheel; python3 with cffi and cryptography)"
 if ! python3 -c 'import cffi, cryptography' >/dev/null 2>&1; then
   python3 -m pip install --quiet cffi cryptography \

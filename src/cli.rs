@@ -123,6 +123,49 @@ pub enum Command {
         #[arg(long)]
         bool: bool,
     },
+    /// Add files and directories (`-r`) to the node, as `ipfs add` does: prints
+    /// `added <cid> <name>` per entry (a progress bar on a terminal).
+    Add(AddArgs),
+    /// Download a file or directory (a tar stream, unpacked into --output unless --archive).
+    Get {
+        /// The path (`/ipfs/<cid>/...` or `<cid>/...`).
+        path: String,
+        /// Where to write (default: the last path segment, in the current directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write the tar archive itself.
+        #[arg(long, short)]
+        archive: bool,
+        /// Compress with gzip.
+        #[arg(long = "compress", short = 'C')]
+        compress: bool,
+        /// The gzip level (1-9).
+        #[arg(long = "compression-level", short = 'l')]
+        compression_level: Option<u32>,
+    },
+    /// List a directory's links.
+    Ls {
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Print a header line.
+        #[arg(long, short = 'v')]
+        headers: bool,
+        /// Read each entry's block for its type.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        resolve_type: bool,
+        /// Print sizes.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        size: bool,
+        /// Print entries as they are read.
+        #[arg(long, short)]
+        stream: bool,
+    },
+    /// Resolve a path to the CID it names.
+    Resolve {
+        /// The path.
+        path: String,
+    },
     /// Print files' bytes (fetching missing blocks from peers unless --offline).
     Cat {
         /// The CIDs (or /ipfs/<cid> paths).
@@ -359,6 +402,16 @@ pub enum PinCmd {
         #[arg(long, short, default_value_t = true, action = clap::ArgAction::Set)]
         recursive: bool,
     },
+    /// Replace a recursive pin: pin the new root, then unpin the old one (unless --unpin=false).
+    Update {
+        /// The pinned root.
+        from: String,
+        /// The new root.
+        to: String,
+        /// Remove the old pin.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        unpin: bool,
+    },
     /// List pins.
     Ls {
         /// Only these CIDs.
@@ -405,6 +458,111 @@ pub enum DagCmd {
         /// The root CID.
         cid: String,
     },
+    /// Import CAR files (v1 or v2), pinning their roots.
+    Import {
+        /// The CAR files (stdin when none).
+        files: Vec<PathBuf>,
+        /// Pin the roots.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        pin_roots: bool,
+        /// Print block and byte counts.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Print the IPLD value at a path.
+    Get {
+        /// The path.
+        path: String,
+        /// The output codec (dag-json, dag-cbor, raw...).
+        #[arg(long, default_value = "dag-json")]
+        output_codec: String,
+    },
+    /// Store IPLD values read from files (stdin when none).
+    Put {
+        /// The files.
+        files: Vec<PathBuf>,
+        /// How the input is encoded.
+        #[arg(long, default_value = "dag-json")]
+        input_codec: String,
+        /// How it is stored.
+        #[arg(long, default_value = "dag-cbor")]
+        store_codec: String,
+        /// Pin what is stored.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Count a DAG's blocks and bytes.
+    Stat {
+        /// The roots.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Resolve a path to a block and the path left inside it.
+    Resolve {
+        /// The path.
+        path: String,
+    },
+}
+
+/// `cairn add` options: Kubo's names and defaults.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// Files or directories (stdin when none).
+    pub paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(long, short)]
+    pub recursive: bool,
+    /// Print only the CIDs.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print only the last CID.
+    #[arg(long = "quieter", short = 'Q')]
+    pub quieter: bool,
+    /// Print nothing.
+    #[arg(long)]
+    pub silent: bool,
+    /// Show a progress bar (default: on a terminal).
+    #[arg(long, short, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub progress: Option<bool>,
+    /// Pin what is added.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pin: bool,
+    /// Compute CIDs without storing.
+    #[arg(long = "only-hash", short = 'n')]
+    pub only_hash: bool,
+    /// Wrap the entries in a directory.
+    #[arg(long = "wrap-with-directory", short = 'w')]
+    pub wrap: bool,
+    /// Include hidden files (names starting with a dot).
+    #[arg(long = "hidden", short = 'H')]
+    pub hidden: bool,
+    /// The chunker (size-N, rabin[-min-avg-max], buzhash).
+    #[arg(long, short = 's')]
+    pub chunker: Option<String>,
+    /// Use the trickle layout.
+    #[arg(long, short)]
+    pub trickle: bool,
+    /// Leaves as raw blocks.
+    #[arg(long = "raw-leaves", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub raw_leaves: Option<bool>,
+    /// CID version (0 or 1).
+    #[arg(long = "cid-version")]
+    pub cid_version: Option<u8>,
+    /// The hash function.
+    #[arg(long)]
+    pub hash: Option<String>,
+    /// Inline small blocks into identity CIDs.
+    #[arg(long)]
+    pub inline: bool,
+    /// The inline limit in bytes.
+    #[arg(long = "inline-limit")]
+    pub inline_limit: Option<usize>,
+    /// The pin's name.
+    #[arg(long = "pin-name")]
+    pub pin_name: Option<String>,
+    /// The name of stdin's file in the output.
+    #[arg(long = "stdin-name")]
+    pub stdin_name: Option<String>,
 }
 
 /// `cairn bitswap ...`

@@ -9,7 +9,10 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use cairn::node::RepoError;
 use cairn::node::repo::RepoLock;
-use http_body_util::{BodyExt, Full};
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -20,7 +23,26 @@ pub struct RpcClient {
     auth: Option<String>,
     /// Kubo's global options (`offline`, `timeout`), sent with every command.
     global: Vec<(String, String)>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+}
+
+/// A request body: in hand, or streamed (an upload of files read as it is sent).
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A streamed multipart body: its boundary and its bytes.
+pub struct Upload {
+    /// The multipart boundary the stream uses.
+    pub boundary: String,
+    /// The body's bytes, produced as they are sent.
+    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("boundary", &self.boundary)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request being built.
@@ -28,6 +50,7 @@ pub struct RpcClient {
 pub struct Call {
     query: Vec<(String, String)>,
     files: Vec<Bytes>,
+    upload: Option<Upload>,
 }
 
 impl Call {
@@ -46,6 +69,16 @@ impl Call {
         self.files.push(data.into());
         self
     }
+    /// A streamed multipart body (replaces file parts).
+    pub fn upload(mut self, upload: Upload) -> Self {
+        self.upload = Some(upload);
+        self
+    }
+}
+
+/// A body already in hand.
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// The start of a request.
@@ -213,8 +246,14 @@ impl RpcClient {
         if let Some(a) = &self.auth {
             req = req.header("authorization", a);
         }
-        let body = if call.files.is_empty() {
-            Bytes::new()
+        let body: Body = if let Some(upload) = call.upload {
+            req = req.header(
+                "content-type",
+                format!("multipart/form-data; boundary={}", upload.boundary),
+            );
+            StreamBody::new(upload.stream.map_ok(Frame::data)).boxed_unsync()
+        } else if call.files.is_empty() {
+            full(Bytes::new())
         } else {
             let boundary = "cairn-cli-boundary-7d3f1a";
             req = req.header(
@@ -231,11 +270,11 @@ impl RpcClient {
                 body.extend_from_slice(b"\r\n");
             }
             body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-            Bytes::from(body)
+            full(Bytes::from(body))
         };
         let resp = self
             .client
-            .request(req.header("te", "trailers").body(Full::new(body))?)
+            .request(req.header("te", "trailers").body(body)?)
             .await
             .with_context(|| format!("cannot reach the cairn daemon at {}", self.base))?;
         if !resp.status().is_success() {

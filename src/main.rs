@@ -13,6 +13,7 @@ macro_rules! out {
 mod cli;
 mod client;
 mod daemon;
+mod files;
 mod offline;
 
 fn write_line(args: std::fmt::Arguments<'_>) {
@@ -34,7 +35,7 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::Parser;
 use cli::{
-    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, DagCmd, Encoding, LogFormat, PinCmd,
+    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd,
     ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
 };
 use client::{RpcClient, call};
@@ -460,6 +461,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Pin(p) => match p {
+            PinCmd::Update { from, to, unpin } => {
+                files::pin_update(&rpc, from, to, unpin, json).await?
+            }
             PinCmd::Add {
                 cids,
                 recursive,
@@ -620,9 +624,23 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .await?;
         }
-        Command::Dag(DagCmd::Export { cid }) => {
-            rpc.raw("dag/export", call().arg(cid), write_stdout).await?;
-        }
+        Command::Dag(d) => files::dag(&rpc, d, json).await?,
+        Command::Add(args) => files::add(&rpc, args, json).await?,
+        Command::Get {
+            path,
+            output,
+            archive,
+            compress,
+            compression_level,
+        } => files::get(&rpc, path, output, archive, compress, compression_level).await?,
+        Command::Ls {
+            paths,
+            headers,
+            resolve_type,
+            size,
+            stream,
+        } => files::ls(&rpc, paths, headers, resolve_type, size, stream, json).await?,
+        Command::Resolve { path } => files::resolve(&rpc, path, json).await?,
         Command::Bitswap(b) => bitswap(&rpc, b, json).await?,
         Command::Provide(ProvideCmd::Stat) => {
             let v = rpc.json("provide/stat", call()).await?;

