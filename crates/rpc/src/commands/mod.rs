@@ -10,6 +10,7 @@ mod network;
 mod pin;
 mod pubsub;
 mod repo;
+mod resolve;
 mod routing;
 mod unixfs;
 
@@ -64,6 +65,7 @@ pub const COMMANDS: &[&str] = &[
     "pin/add",
     "pin/rm",
     "pin/ls",
+    "resolve",
     "config",
     "config/show",
     "config/replace",
@@ -98,8 +100,13 @@ pub(crate) async fn run(state: &ApiState, req: CommandRequest) -> Result<Output,
         .map_err(|_| expired())??;
     Ok(match output {
         Output::Stream(s) => Output::Stream(until(s, deadline)),
-        Output::Raw { content_type, body } => Output::Raw {
+        Output::Raw {
             content_type,
+            length,
+            body,
+        } => Output::Raw {
+            content_type,
+            length,
             body: until(body, deadline),
         },
         done => done,
@@ -162,6 +169,7 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "pin/add" => pin::add(s, &req).await,
         "pin/rm" => pin::rm(s, &req).await,
         "pin/ls" => pin::ls(s, &req).await,
+        "resolve" => resolve::resolve(s, &req).await,
         "config/show" => config::show(s),
         "config" => config::get_set(s, &req).await,
         "config/replace" => config::replace(s, &mut req).await,

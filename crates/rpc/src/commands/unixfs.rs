@@ -6,12 +6,12 @@
 use bytes::Bytes;
 use cairn_blockstore::codec::{DAG_PB, RAW};
 use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
+use rust_unixfs::file::FileReadFailed;
 use rust_unixfs::file::adder::{BalancedCollector, Chunker, FileAdder};
 use rust_unixfs::file::visit::IdleFileVisit;
 use serde_json::json;
 
 use super::dag::{DagReader, receiver_stream};
-use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, multipart_error, parse_bool};
 use crate::response::Output;
@@ -222,51 +222,110 @@ pub(crate) async fn add(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     Ok(Output::stream_of(lines))
 }
 
+/// The size of the UnixFS file (or raw block) `root`, for `cat`'s range over several files.
+/// A directory is Kubo's `this dag node is a directory`.
+fn file_size(root: &Block) -> Result<u64, ApiError> {
+    let cid = root.cid();
+    if cid.codec() == RAW {
+        return Ok(root.len() as u64);
+    }
+    if cid.codec() != DAG_PB {
+        return Err(ApiError::command(format!("{cid} is not a UnixFS file")));
+    }
+    match IdleFileVisit::default().start(root.data()) {
+        Ok((_, size, _, _)) => Ok(size),
+        Err(FileReadFailed::UnexpectedType(t)) if t.is_directory() => {
+            Err(ApiError::command("this dag node is a directory"))
+        }
+        Err(e) => Err(ApiError::command(format!(
+            "{cid} is not a UnixFS file: {e}"
+        ))),
+    }
+}
+
+/// Which bytes of each file `cat` sends, as Kubo's `cat` computes them: `offset` and `length`
+/// apply to the files joined end to end. Returns (file index, byte range in that file) for each
+/// file that contributes, and the total length (Kubo's `X-Content-Length`). `length` < 0: no
+/// limit.
+fn cat_plan(sizes: &[u64], offset: u64, length: i64) -> (Vec<(usize, std::ops::Range<u64>)>, u64) {
+    let mut plan = Vec::new();
+    let mut total = 0u64;
+    if length == 0 {
+        return (plan, 0);
+    }
+    let mut offset = offset;
+    for (i, &size) in sizes.iter().enumerate() {
+        // Kubo's `offset > fsize`: a file the offset passes whole is skipped.
+        if offset > size {
+            offset -= size;
+            continue;
+        }
+        let start = offset;
+        offset = 0;
+        let mut take = size - start;
+        total += take;
+        if length > 0 && total >= length as u64 {
+            take -= total - length as u64;
+            total = length as u64;
+            plan.push((i, start..start + take));
+            break;
+        }
+        plan.push((i, start..start + take));
+    }
+    (plan, total)
+}
+
+/// `cat`: the files at the given paths (`/ipfs/<cid>[/a/b]` or a CID), joined, with Kubo's
+/// `offset` and `length` applied to the joined bytes. Every root is read (or fetched) before the
+/// answer starts, so a missing root or a directory is an error status; a block missing later
+/// ends the stream with an error (see [`crate::response`]).
 pub(crate) async fn cat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
-    let cids = req
-        .args_required("ipfs-path")?
-        .iter()
-        .map(|a| parse_cid_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let args = req.args_required("ipfs-path")?;
     let offset = req.int(&["offset", "o"], 0)?;
     let length = req.int(&["length", "l"], -1)?;
     let _progress = req.flag(&["progress", "p"], false)?;
     if offset < 0 {
-        return Err(ApiError::client("cannot specify negative offset"));
+        return Err(ApiError::command("cannot specify negative offset"));
     }
-    // A range reads part of the file: no prefetch of the rest.
-    let mut reader = DagReader::new(state, req).whole_dags(offset == 0 && length < 0);
-    // Read the first root now, so a missing (offline) or non-file root is an error status, not
-    // an empty stream with a trailer.
-    reader.walking(cids[0]);
-    let first = reader.get(&cids[0]).await?;
-    if first.cid().codec() != RAW && first.cid().codec() != DAG_PB {
-        return Err(ApiError::command(format!(
-            "{} is not a UnixFS file",
-            first.cid()
-        )));
+    // Kubo refuses a negative length only when it is given: absent is "no limit".
+    if req.opt(&["length", "l"])?.is_some() && length < 0 {
+        return Err(ApiError::command("cannot specify negative length"));
     }
-    let range = offset as u64..if length < 0 {
-        u64::MAX
-    } else {
-        offset as u64 + length as u64
-    };
+    let whole = offset == 0 && length < 0;
+    let mut roots = Vec::with_capacity(args.len());
+    if length != 0 {
+        // Kubo reads nothing at all for `length=0`.
+        let mut resolver = DagReader::new(state, req).whole_dags(false);
+        for arg in args {
+            let resolved = super::resolve::resolve_path(&mut resolver, arg).await?;
+            if !resolved.remainder.is_empty() {
+                return Err(ApiError::command(format!(
+                    "{arg} does not resolve to a UnixFS file"
+                )));
+            }
+            resolver.walking(resolved.cid);
+            let root = resolver.get(&resolved.cid).await?;
+            roots.push(root);
+        }
+    }
+    let sizes = roots.iter().map(file_size).collect::<Result<Vec<_>, _>>()?;
+    let (plan, total) = cat_plan(&sizes, offset as u64, length);
+    // A range reads part of the files: no prefetch of the rest.
+    let mut reader = DagReader::new(state, req).whole_dags(whole);
+    let mut roots: Vec<Option<Block>> = roots.into_iter().map(Some).collect();
     // A small channel: the walk reads (or fetches) a block only when the client has taken the
     // bytes before it, so memory stays a few blocks whatever the file's size.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(8);
     tokio::spawn(async move {
-        let mut first = Some(first);
-        for cid in cids {
-            reader.walking(cid);
-            let root = match first.take() {
-                Some(b) => Ok(b),
-                None => reader.get(&cid).await,
+        for (i, range) in plan {
+            let Some(root) = roots.get_mut(i).and_then(Option::take) else {
+                continue;
             };
-            let sent = match root {
-                Ok(root) => walk_file(&mut reader, root, range.clone(), &tx).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = sent {
+            if range.is_empty() {
+                continue;
+            }
+            reader.walking(*root.cid());
+            if let Err(e) = walk_file(&mut reader, root, range, &tx).await {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
@@ -274,6 +333,7 @@ pub(crate) async fn cat(state: &ApiState, req: &CommandRequest) -> Result<Output
     });
     Ok(Output::Raw {
         content_type: "text/plain",
+        length: Some(total),
         body: receiver_stream(rx),
     })
 }
