@@ -377,6 +377,17 @@ async fn the_ipfshttp_connector_works_against_cairn() {
         check_response(&not_pinned).unwrap_err(),
         (500, format!("path '{root}' is not pinned"))
     );
+    // A pin that fails at once is an error answer the connector reads, as Kubo's (its headers
+    // go with the first line), not a 200 stream.
+    let absent = "QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR";
+    let failed = api
+        .post(&format!(
+            "/api/v0/pin/add?arg={absent}&recursive=true&progress=true&offline=true"
+        ))
+        .await;
+    let (status, message) = check_response(&failed).unwrap_err();
+    assert_eq!(status, 500);
+    assert!(message.contains("not found locally"), "{message}");
     let add = api
         .send(
             "POST",

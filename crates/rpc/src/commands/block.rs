@@ -3,14 +3,13 @@
 use bytes::Bytes;
 use cairn_blockstore::codec::{DAG_CBOR, DAG_PB, RAW, codec_from_name};
 use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
-use futures::StreamExt;
 use multihash::Multihash;
 use multihash_codetable::MultihashDigest;
 use serde_json::{Value, json};
 
 use tokio::sync::mpsc;
 
-use super::dag::{fetch_error, receiver_stream};
+use super::dag::fetch_error;
 use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, MAX_PART, multipart_error};
@@ -81,7 +80,7 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     // Each part is read, stored and answered before the next is read: one request may carry a
     // whole DAG (IPFS Cluster's `BlockStream` sends every block of an import in one body) in the
     // memory of one part.
-    let (tx, mut rx) = mpsc::channel::<Result<Value, ApiError>>(16);
+    let (tx, rx) = mpsc::channel::<Result<Value, ApiError>>(16);
     tokio::spawn(async move {
         let mut any = false;
         loop {
@@ -123,15 +122,7 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     });
     // The first block decides the status, as in Kubo: an error before any output is an error
     // answer; after it, the stream's error (see `crate::response`).
-    match rx.recv().await {
-        None => Ok(Output::stream_of(Vec::new())),
-        Some(Err(e)) => Err(e),
-        Some(Ok(first)) => Ok(Output::Stream(
-            futures::stream::once(async move { Ok(first) })
-                .chain(receiver_stream(rx))
-                .boxed(),
-        )),
-    }
+    super::stream_from_first(rx).await
 }
 
 /// Stores one `block/put` block (and pins it with `pin`); Kubo's `{"Key","Size"}` line.

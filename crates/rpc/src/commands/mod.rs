@@ -191,6 +191,23 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
     }
 }
 
+/// An NDJSON stream answered as Kubo answers one: its headers go with its first value, so an
+/// error before any value is an error answer (JSON, 500 or 400), not a 200 stream that fails.
+/// Waits for the first item `rx` yields, then streams it and the rest.
+pub(crate) async fn stream_from_first(
+    mut rx: tokio::sync::mpsc::Receiver<Result<serde_json::Value, ApiError>>,
+) -> Result<Output, ApiError> {
+    match rx.recv().await {
+        None => Ok(Output::stream_of(Vec::new())),
+        Some(Err(e)) => Err(e),
+        Some(Ok(first)) => Ok(Output::Stream(
+            futures::stream::once(async move { Ok(first) })
+                .chain(dag::receiver_stream(rx))
+                .boxed(),
+        )),
+    }
+}
+
 /// A CID argument: a CID, or an `/ipfs/<cid>` path (sub-paths need UnixFS, which cairn lacks).
 pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid, ApiError> {
     let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);

@@ -9,7 +9,7 @@ use cairn_blockstore::{Cid, PinFilter, PinMode, PinState};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::dag::{fetch_error, receiver_stream};
+use super::dag::fetch_error;
 use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, fetch_options_for};
@@ -148,7 +148,9 @@ pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output
             }
         }
     });
-    Ok(Output::Stream(receiver_stream(rx)))
+    // Kubo's headers go with the first line: a pin that fails before the first progress tick
+    // (500 ms) is an error answer, as in Kubo.
+    super::stream_from_first(rx).await
 }
 
 pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
