@@ -246,6 +246,35 @@ async fn an_error_after_output_began_fails_every_client() {
         Err(e) => eprintln!("curl not run ({e}): skipped"),
     }
 
+    // Python's `requests` raises (ChunkedEncodingError), where it is installed.
+    let requests = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys, importlib.util\n\
+                     if importlib.util.find_spec('requests') is None: sys.exit(3)\n\
+                     import requests\n\
+                     requests.post(sys.argv[1]).content\n\
+                     print('clean end')",
+                    &url,
+                ])
+                .output()
+        }
+    })
+    .await
+    .unwrap();
+    match requests {
+        Ok(out) if out.status.code() == Some(3) => eprintln!("requests not installed: skipped"),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "requests must raise: {stderr}");
+            assert!(stderr.contains("ChunkedEncodingError"), "{stderr}");
+        }
+        Err(e) => eprintln!("python3 not run ({e}): skipped"),
+    }
+
     // Python's urllib raises (http.client.IncompleteRead).
     let python = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
