@@ -304,6 +304,12 @@ async fn the_ipfshttp_connector_works_against_cairn() {
         .post(&format!("/api/v0/cat?arg=/ipfs/{dir}/file.bin"))
         .await;
     assert_eq!(cat.body.as_ref(), content.as_slice());
+    // A directory is Kubo's error, before any output.
+    let dir_cat = api.post(&format!("/api/v0/cat?arg={dir}")).await;
+    assert_eq!(
+        check_response(&dir_cat).unwrap_err(),
+        (500, "this dag node is a directory".to_string())
+    );
 
     // Resolve: through dag-pb named links and dag-cbor map keys (the connector URL-escapes).
     let resolve = |path: String| {
