@@ -9,8 +9,8 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use cairn::node::RepoError;
 use cairn::node::repo::RepoLock;
-use futures::stream::BoxStream;
 use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
@@ -78,7 +78,9 @@ impl Call {
 
 /// A body already in hand.
 fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// The start of a request.

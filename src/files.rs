@@ -55,7 +55,10 @@ fn collect(
         ));
     } else if meta.is_dir() {
         if !recursive {
-            bail!("{} is a directory, use the '-r' flag to specify directories", path.display());
+            bail!(
+                "{} is a directory, use the '-r' flag to specify directories",
+                path.display()
+            );
         }
         out.push(Entry::Dir(name.to_string()));
         let mut children: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
@@ -74,7 +77,11 @@ fn collect(
             )?;
         }
     } else if meta.is_file() {
-        out.push(Entry::File(name.to_string(), path.to_path_buf(), meta.len()));
+        out.push(Entry::File(
+            name.to_string(),
+            path.to_path_buf(),
+            meta.len(),
+        ));
     } else {
         bail!("{}: unsupported file type", path.display());
     }
@@ -105,7 +112,8 @@ fn upload(entries: Vec<Entry>, stdin: Option<String>) -> Upload {
             ])
             .boxed(),
             Entry::File(name, path, _) => {
-                let head = futures::stream::iter([Ok(part_head(&name, "application/octet-stream"))]);
+                let head =
+                    futures::stream::iter([Ok(part_head(&name, "application/octet-stream"))]);
                 let body = futures::stream::once(async move { tokio::fs::File::open(path).await })
                     .map(|file| match file {
                         Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).boxed(),
@@ -269,7 +277,10 @@ pub async fn get(
         .next()
         .unwrap_or(&path)
         .to_string();
-    let mut c = call().arg(&path).opt("archive", archive).opt("compress", compress);
+    let mut c = call()
+        .arg(&path)
+        .opt("archive", archive)
+        .opt("compress", compress);
     if let Some(l) = level {
         c = c.opt("compression-level", l);
     }
@@ -280,9 +291,10 @@ pub async fn get(
             _ => ".gz",
         };
         let out = output.unwrap_or_else(|| PathBuf::from(format!("{default_name}{ext}")));
-        let mut file = std::fs::File::create(&out)
-            .with_context(|| format!("creating {}", out.display()))?;
-        rpc.raw("get", c, |chunk| Ok(file.write_all(chunk)?)).await?;
+        let mut file =
+            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+        rpc.raw("get", c, |chunk| Ok(file.write_all(chunk)?))
+            .await?;
         file.sync_all()?;
         out!("Saving archive to {}", out.display());
         return Ok(());
@@ -345,7 +357,10 @@ fn unpack(
             .components()
             .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            bail!("refusing to write {}: outside the output directory", path.display());
+            bail!(
+                "refusing to write {}: outside the output directory",
+                path.display()
+            );
         }
         let dest = if rel.as_os_str().is_empty() {
             target.to_path_buf()
@@ -371,20 +386,27 @@ pub async fn ls(
     json: bool,
 ) -> anyhow::Result<()> {
     let multiple = paths.len() > 1;
-    let c = paths
-        .iter()
-        .fold(
-            call()
-                .opt("resolve-type", resolve_type)
-                .opt("size", size)
-                .opt("stream", stream),
-            |c, p| c.arg(p),
-        );
+    let c = paths.iter().fold(
+        call()
+            .opt("resolve-type", resolve_type)
+            .opt("size", size)
+            .opt("stream", stream),
+        |c, p| c.arg(p),
+    );
     let print_link = |l: &Value| {
         let name = l["Name"].as_str().unwrap_or("");
-        let name = if l["Type"] == 1 { format!("{name}/") } else { name.to_string() };
+        let name = if l["Type"] == 1 {
+            format!("{name}/")
+        } else {
+            name.to_string()
+        };
         if size {
-            out!("{} {} {}", l["Hash"].as_str().unwrap_or(""), l["Size"], name);
+            out!(
+                "{} {} {}",
+                l["Hash"].as_str().unwrap_or(""),
+                l["Size"],
+                name
+            );
         } else {
             out!("{} {}", l["Hash"].as_str().unwrap_or(""), name);
         }
@@ -489,7 +511,9 @@ pub async fn dag(rpc: &RpcClient, cmd: DagCmd, json: bool) -> anyhow::Result<()>
             .await?;
         }
         DagCmd::Stat { paths } => {
-            let c = paths.iter().fold(call().opt("progress", false), |c, p| c.arg(p));
+            let c = paths
+                .iter()
+                .fold(call().opt("progress", false), |c, p| c.arg(p));
             let v = rpc.json("dag/stat", c).await?;
             if json {
                 out!("{v}");

@@ -35,8 +35,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::Parser;
 use cli::{
-    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd,
-    ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
+    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd, ProvideCmd,
+    PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
 };
 use client::{RpcClient, call};
 use serde_json::Value;

@@ -711,7 +711,9 @@ fn files_and_dags_from_the_cli() {
     // dag: put a dag-json node linking to the folder, get a path into it, stat, resolve.
     let doc = out_dir.path().join("doc.json");
     std::fs::write(&doc, format!(r#"{{"folder":{{"/":"{root}"}},"n":7}}"#)).unwrap();
-    let node = ok(r, &["dag", "put", doc.to_str().unwrap()]).trim().to_string();
+    let node = ok(r, &["dag", "put", doc.to_str().unwrap()])
+        .trim()
+        .to_string();
     assert!(node.starts_with("bafyrei"), "{node}");
     assert_eq!(ok(r, &["dag", "get", &format!("{node}/n")]).trim(), "7");
     assert_eq!(
@@ -731,13 +733,88 @@ fn files_and_dags_from_the_cli() {
         other.path(),
         &["dag", "import", "--stats", car_path.to_str().unwrap()],
     );
-    assert!(imported.contains(&format!("Pinned root\t{root}\tsuccess")), "{imported}");
+    assert!(
+        imported.contains(&format!("Pinned root\t{root}\tsuccess")),
+        "{imported}"
+    );
     assert_eq!(
-        ok(other.path(), &["--offline", "cat", &format!("{root}/files/hello.txt")]).as_bytes(),
+        ok(
+            other.path(),
+            &["--offline", "cat", &format!("{root}/files/hello.txt")]
+        )
+        .as_bytes(),
         std::fs::read(fixture.join("files/hello.txt")).unwrap()
     );
     // pin update moves the recursive pin from the folder to the dag node.
     ok(r, &["pin", "update", &root, &node]);
     let pins = ok(r, &["pin", "ls", "--type", "recursive"]);
     assert!(pins.contains(&node) && !pins.contains(&root), "{pins}");
+}
+
+/// No clean truncation from the CLI: `cairn cat` of a file whose middle block is missing (with
+/// `--offline`) prints what it got, then reports the daemon's error and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cat_of_a_file_missing_a_block_fails_from_the_cli() {
+    use cairn::blockstore::Block;
+    use rust_unixfs::file::adder::{Chunker, FileAdder};
+    let repo = repo();
+    let r = repo.path();
+    let _daemon = Daemon::start(r, &[]);
+    // A 3-leaf UnixFS file (1 KiB chunks, raw leaves), held by a peer.
+    let content: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut adder = FileAdder::builder()
+        .with_cid_version(cid::Version::V1)
+        .with_raw_leaves(true)
+        .with_chunker(Chunker::Size(1024))
+        .build();
+    let mut blocks: Vec<(cairn::blockstore::Cid, Vec<u8>)> = Vec::new();
+    let mut rest = &content[..];
+    while !rest.is_empty() {
+        let (emitted, used) = adder.push(rest);
+        blocks.extend(emitted);
+        rest = &rest[used..];
+    }
+    blocks.extend(adder.finish());
+    assert_eq!(blocks.len(), 4, "three leaves and a root");
+    let peer = Node::builder()
+        .profile(Profile::Test)
+        .listen_addrs(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        .build()
+        .await
+        .unwrap();
+    for (cid, data) in &blocks {
+        peer.put_block(&Block::new(*cid, data.clone()).unwrap())
+            .await
+            .unwrap();
+    }
+    let root = blocks[3].0.to_string();
+    let middle = blocks[1].0.to_string();
+    let peer_addr = format!(
+        "{}/p2p/{}",
+        peer.listen_addrs().await.unwrap()[0],
+        peer.peer_id()
+    );
+    ok(r, &["swarm", "connect", &peer_addr]);
+    ok(r, &["pin", "add", &root]);
+    let whole = cli(r, &["cat", &root]);
+    assert!(whole.status.success());
+    assert_eq!(whole.stdout, content);
+    ok(r, &["pin", "rm", &root]);
+    ok(r, &["block", "rm", &middle]);
+
+    let out = cli(r, &["--offline", "cat", &root]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "must fail: {stderr}");
+    assert!(stderr.contains("not found locally"), "{stderr}");
+    assert!(
+        content.starts_with(&out.stdout) && out.stdout.len() < content.len(),
+        "a prefix, then the error ({} bytes)",
+        out.stdout.len()
+    );
+    // The same through --api, as a remote client.
+    let api = std::fs::read_to_string(r.join("api")).unwrap();
+    let out = cli(r, &["--api", api.trim(), "--offline", "cat", &root]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found locally"));
+    ok(r, &["shutdown"]);
 }

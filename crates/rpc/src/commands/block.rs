@@ -3,20 +3,26 @@
 use bytes::Bytes;
 use cairn_blockstore::codec::{DAG_CBOR, DAG_PB, RAW, codec_from_name};
 use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
-use futures::StreamExt;
 use multihash::Multihash;
 use multihash_codetable::MultihashDigest;
 use serde_json::{Value, json};
 
+use tokio::sync::mpsc;
+
 use super::dag::fetch_error;
 use super::parse_cid_arg;
 use crate::error::ApiError;
-use crate::request::CommandRequest;
+use crate::request::{CommandRequest, MAX_PART, multipart_error};
 use crate::response::Output;
 use crate::server::ApiState;
 
-/// Blocks over this size are refused unless `allow-big-block` (they cannot cross Bitswap well).
-pub const BIG_BLOCK: usize = 1 << 20;
+/// Blocks over this size are refused unless `allow-big-block`: Kubo's `SoftBlockLimit`, 2 MiB,
+/// the largest block the Bitswap spec makes peers accept.
+pub const BIG_BLOCK: usize = 2 * 1024 * 1024;
+
+/// The most one `block/put` request may carry in all (its parts are handled one at a time, so
+/// memory is bounded by [`MAX_PART`], not by this).
+const MAX_PUT_BODY: u64 = 16 << 30;
 
 enum Hash {
     Identity,
@@ -40,8 +46,9 @@ fn hash_by_name(name: &str) -> Result<Hash, ApiError> {
         "blake2b-512" => Code::Blake2b512,
         "blake3" => Code::Blake3_256,
         other => {
-            return Err(ApiError::client(format!(
-                "unrecognized hash function: {other:?}"
+            // Kubo's words (`block put`), with its error code (a run error: 500).
+            return Err(ApiError::command(format!(
+                "unrecognized multihash function: {other}"
             )));
         }
     }))
@@ -66,41 +73,78 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
         (Some(c), None) => (codec_from_name(c)?, false),
         (None, None) => (RAW, false),
     };
-    let parts = req.files_required("data").await?;
+    let Some(mut multipart) = req.multipart(MAX_PUT_BODY, MAX_PART) else {
+        return Err(ApiError::bad_request("file argument 'data' is required"));
+    };
     let store = state.inner.node.blockstore()?;
-    let mut results: Vec<Result<Value, ApiError>> = Vec::new();
-    for part in parts {
-        let made = make_block(part.data, codec, v0, &hash, mhlen, allow_big);
-        let outcome = match made {
-            Err(e) => Err(e),
-            Ok(block) => {
-                let store = store.clone();
-                let (cid, size) = (*block.cid(), block.len());
-                tokio::task::spawn_blocking(move || -> Result<(), BlockstoreError> {
-                    // Hold GC off between the put and the pin.
-                    let _guard = store.gc_guard();
-                    store.put(&block)?;
-                    if pin {
-                        store.pin(block.cid(), PinMode::Recursive)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::command)?
-                .map_err(ApiError::from)
-                .map(|()| json!({"Key": cid.to_string(), "Size": size}))
+    // Each part is read, stored and answered before the next is read: one request may carry a
+    // whole DAG (IPFS Cluster's `BlockStream` sends every block of an import in one body) in the
+    // memory of one part.
+    let (tx, rx) = mpsc::channel::<Result<Value, ApiError>>(16);
+    tokio::spawn(async move {
+        let mut any = false;
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(multipart_error(e))).await;
+                    return;
+                }
+            };
+            any = true;
+            // Kubo's `files.FileFromEntry` is nil for a directory part.
+            if field.content_type().is_some_and(|t| {
+                t.essence_str() == "application/x-directory" || t.type_() == "multipart"
+            }) {
+                let _ = tx.send(Err(ApiError::command("expected a file"))).await;
+                return;
             }
-        };
-        let failed = outcome.is_err();
-        results.push(outcome);
-        if failed {
-            break;
+            let outcome = match field.bytes().await {
+                Err(e) => Err(multipart_error(e)),
+                Ok(data) => match make_block(data, codec, v0, &hash, mhlen, allow_big) {
+                    Err(e) => Err(e),
+                    Ok(block) => store_block(&store, block, pin).await,
+                },
+            };
+            let failed = outcome.is_err();
+            if tx.send(outcome).await.is_err() || failed {
+                return;
+            }
         }
-    }
-    if let [Err(_)] = results.as_slice() {
-        return Err(results.pop().expect("one").unwrap_err());
-    }
-    Ok(Output::Stream(futures::stream::iter(results).boxed()))
+        if !any {
+            let _ = tx
+                .send(Err(ApiError::bad_request(
+                    "file argument 'data' is required",
+                )))
+                .await;
+        }
+    });
+    // The first block decides the status, as in Kubo: an error before any output is an error
+    // answer; after it, the stream's error (see `crate::response`).
+    super::stream_from_first(rx).await
+}
+
+/// Stores one `block/put` block (and pins it with `pin`); Kubo's `{"Key","Size"}` line.
+async fn store_block(
+    store: &cairn_blockstore::Blockstore,
+    block: Block,
+    pin: bool,
+) -> Result<Value, ApiError> {
+    let store = store.clone();
+    let (cid, size) = (*block.cid(), block.len());
+    tokio::task::spawn_blocking(move || -> Result<(), BlockstoreError> {
+        // Hold GC off between the put and the pin.
+        let _guard = store.gc_guard();
+        store.put(&block)?;
+        if pin {
+            store.pin(block.cid(), PinMode::Recursive)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::command)??;
+    Ok(json!({"Key": cid.to_string(), "Size": size}))
 }
 
 fn make_block(
@@ -112,8 +156,9 @@ fn make_block(
     allow_big: bool,
 ) -> Result<Block, ApiError> {
     if data.len() > BIG_BLOCK && !allow_big {
-        return Err(ApiError::client(
-            "produced block is over 1MiB: big blocks can't be exchanged with other peers. consider using UnixFS \
+        // Kubo's `CheckBlockSize` text; a run error (500), as in Kubo.
+        return Err(ApiError::command(
+            "produced block is over 2MiB: big blocks can't be exchanged with other peers. consider using UnixFS \
              for automatic chunking of bigger files, or pass --allow-big-block to override",
         ));
     }

@@ -348,6 +348,7 @@ pub(crate) async fn export(state: &ApiState, req: &CommandRequest) -> Result<Out
     });
     Ok(Output::Raw {
         content_type: "application/vnd.ipld.car",
+        length: None,
         body: receiver_stream(rx),
     })
 }

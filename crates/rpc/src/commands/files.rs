@@ -74,6 +74,7 @@ pub(crate) async fn get(state: &ApiState, req: &CommandRequest) -> Result<Output
         .map_err(node_error)?;
     Ok(Output::Raw {
         content_type: "application/x-tar",
+        length: None,
         body: body.map_err(node_error).boxed(),
     })
 }

@@ -11,6 +11,7 @@ mod network;
 mod pin;
 mod pubsub;
 mod repo;
+mod resolve;
 mod routing;
 mod unixfs;
 
@@ -65,6 +66,9 @@ pub const COMMANDS: &[&str] = &[
     "pin/add",
     "pin/rm",
     "pin/ls",
+    "pin/update",
+    "pin/verify",
+    "resolve",
     "config",
     "config/show",
     "config/replace",
@@ -99,8 +103,13 @@ pub(crate) async fn run(state: &ApiState, req: CommandRequest) -> Result<Output,
         .map_err(|_| expired())??;
     Ok(match output {
         Output::Stream(s) => Output::Stream(until(s, deadline)),
-        Output::Raw { content_type, body } => Output::Raw {
+        Output::Raw {
             content_type,
+            length,
+            body,
+        } => Output::Raw {
+            content_type,
+            length,
             body: until(body, deadline),
         },
         done => done,
@@ -163,6 +172,9 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "pin/add" => pin::add(s, &req).await,
         "pin/rm" => pin::rm(s, &req).await,
         "pin/ls" => pin::ls(s, &req).await,
+        "pin/update" => pin::update(s, &req).await,
+        "pin/verify" => pin::verify(s, &req).await,
+        "resolve" => resolve::resolve(s, &req).await,
         "config/show" => config::show(s),
         "config" => config::get_set(s, &req).await,
         "config/replace" => config::replace(s, &mut req).await,
@@ -185,6 +197,23 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "bitswap/reprovide" => bitswap::reprovide(s).await,
         "provide/stat" | "stats/provide" | "stats/reprovide" => bitswap::provide_stat(s).await,
         _ => Err(ApiError::NotFound),
+    }
+}
+
+/// An NDJSON stream answered as Kubo answers one: its headers go with its first value, so an
+/// error before any value is an error answer (JSON, 500 or 400), not a 200 stream that fails.
+/// Waits for the first item `rx` yields, then streams it and the rest.
+pub(crate) async fn stream_from_first(
+    mut rx: tokio::sync::mpsc::Receiver<Result<serde_json::Value, ApiError>>,
+) -> Result<Output, ApiError> {
+    match rx.recv().await {
+        None => Ok(Output::stream_of(Vec::new())),
+        Some(Err(e)) => Err(e),
+        Some(Ok(first)) => Ok(Output::Stream(
+            futures::stream::once(async move { Ok(first) })
+                .chain(dag::receiver_stream(rx))
+                .boxed(),
+        )),
     }
 }
 

@@ -1,4 +1,6 @@
-//! `pin/add` (fetching what is missing, with Kubo's progress stream), `pin/rm`, `pin/ls`.
+//! `pin/add` (fetching what is missing, with Kubo's progress stream), `pin/rm`, `pin/ls`,
+//! `pin/update` and `pin/verify`, with Kubo's output fields and error texts (IPFS Cluster's
+//! `ipfshttp` connector matches some of them exactly).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +9,7 @@ use cairn_blockstore::{Cid, PinFilter, PinMode, PinState};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::dag::{fetch_error, receiver_stream};
+use super::dag::fetch_error;
 use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, fetch_options_for};
@@ -71,15 +73,12 @@ impl PinJob {
                         .store(base_bytes + step.bytes, Ordering::Relaxed);
                 }
             } else {
-                let block = self
-                    .node
+                // Kubo's progress tracker counts the nodes of a DAG walk; a direct pin walks
+                // nothing, so its progress stays zero (no `Progress` line before `Pins`).
+                self.node
                     .get_block_with(cid, opts)
                     .await
                     .map_err(fetch_error)?;
-                progress.blocks.fetch_add(1, Ordering::Relaxed);
-                progress
-                    .bytes
-                    .fetch_add(block.len() as u64, Ordering::Relaxed);
             }
         }
         for cid in &self.cids {
@@ -149,7 +148,9 @@ pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output
             }
         }
     });
-    Ok(Output::Stream(receiver_stream(rx)))
+    // Kubo's headers go with the first line: a pin that fails before the first progress tick
+    // (500 ms) is an error answer, as in Kubo.
+    super::stream_from_first(rx).await
 }
 
 pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
@@ -242,9 +243,9 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
                 None => return Err(ApiError::command(format!("path '{arg}' is not pinned"))),
             };
             if !wanted {
-                return Err(ApiError::command(format!(
-                    "path '{arg}' is not pinned as {kind}"
-                )));
+                // Kubo checks only pins of the asked type (`CheckIfPinnedWithType`), so a CID
+                // pinned another way is just "not pinned" (IPFS Cluster matches the suffix).
+                return Err(ApiError::command(format!("path '{arg}' is not pinned")));
             }
             entries.push((cid.to_string(), t, String::new()));
         }
@@ -276,4 +277,186 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
         })
         .collect();
     Ok(Output::Once(json!({"Keys": keys})))
+}
+
+/// Kubo's (boxo pinner's) error when `pin/update`'s old pin is not a recursive pin.
+const FROM_NOT_PINNED: &str = "'from' cid was not recursively pinned already";
+/// Kubo's (boxo pinner's) error when `pin/update`'s new pin exists already.
+const TO_PINNED: &str = "'to' cid was already recursively pinned";
+
+/// `pin/update <from> <to>`: pins `to` recursively (fetching what is missing, unless `offline`),
+/// keeping the old pin's name, then removes the recursive pin of `from` unless `unpin=false`.
+/// `from` must be pinned recursively and `to` must not be. Answers `{"Pins":[from, to]}`, as
+/// Kubo. (Kubo fetches only the blocks that differ from `from`'s DAG; here the fetch skips every
+/// block already stored, which includes `from`'s.)
+pub(crate) async fn update(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let unpin = req.flag(&["unpin"], true)?;
+    let from_arg = req.arg(0, "from-path")?;
+    let to_arg = req.arg(1, "to-path")?;
+    let mut reader = super::dag::DagReader::new(state, req).whole_dags(false);
+    let from = super::resolve::resolve_path(&mut reader, from_arg)
+        .await?
+        .cid;
+    let to = super::resolve::resolve_path(&mut reader, to_arg).await?.cid;
+    let store = state.inner.node.blockstore()?;
+    let name = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        if store.pin_state(&from)? != Some(PinState::Recursive) {
+            return Err(ApiError::command(FROM_NOT_PINNED));
+        }
+        if from != to && store.pin_state(&to)? == Some(PinState::Recursive) {
+            return Err(ApiError::command(TO_PINNED));
+        }
+        // The old pin's name goes to the new pin, as boxo's pinner does.
+        let mut name = String::new();
+        store.pins_each(PinFilter::Recursive, |p| {
+            if p.cid == from {
+                name = p.name;
+            }
+            Ok(())
+        })?;
+        Ok(name)
+    })
+    .await
+    .map_err(ApiError::command)??;
+    let pins = json!({"Pins": [from.to_string(), to.to_string()]});
+    if from == to {
+        return Ok(Output::Once(pins));
+    }
+    PinJob {
+        node: state.inner.node.clone(),
+        cids: vec![to],
+        mode: PinMode::Recursive,
+        name,
+        offline: req.offline(),
+        deadline: req.deadline(),
+    }
+    .run(&Progress::default())
+    .await?;
+    if unpin {
+        state.inner.node.unpin(&from, true).await?;
+    }
+    Ok(Output::Once(pins))
+}
+
+/// The most broken blocks `pin/verify` lists under one pin (Kubo lists them all; a bound keeps
+/// one answer line small when a large shared subtree is missing).
+const MAX_BAD_NODES: usize = 1000;
+
+/// What `pin/verify` found under one block: Kubo's `PinStatus`.
+#[derive(Clone, Debug, Default)]
+struct PinStatus {
+    ok: bool,
+    /// (CID, error) of each block that could not be read, when explaining.
+    bad: Vec<(Cid, String)>,
+}
+
+/// Checks that every block under `root` can be read from the store and decoded, as Kubo's
+/// `pinVerify` does (offline), remembering the status of each block seen in `visited`. The walk
+/// is iterative (post-order with an explicit stack), so a deep DAG cannot overflow the stack.
+fn verify_dag(
+    store: &cairn_blockstore::Blockstore,
+    root: Cid,
+    explain: bool,
+    visited: &mut std::collections::HashMap<Cid, PinStatus>,
+) -> PinStatus {
+    // (block, its links once read, whether its children have been pushed).
+    let mut stack: Vec<(Cid, Option<Vec<Cid>>)> = vec![(root, None)];
+    while let Some((cid, links)) = stack.pop() {
+        if visited.contains_key(&cid) {
+            continue;
+        }
+        match links {
+            None => {
+                // Any failure to read or decode the block makes it a bad node, as in Kubo.
+                let read = match store.get(&cid) {
+                    Ok(None) => Err(format!(
+                        "block was not found locally (offline): ipld: could not find {cid}"
+                    )),
+                    Ok(Some(block)) => cairn_blockstore::codec::links(&cid, block.data())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match read {
+                    Err(why) => {
+                        let bad = if explain {
+                            vec![(cid, why)]
+                        } else {
+                            Vec::new()
+                        };
+                        visited.insert(cid, PinStatus { ok: false, bad });
+                    }
+                    Ok(links) => {
+                        let children: Vec<Cid> = links
+                            .iter()
+                            .filter(|l| !visited.contains_key(l))
+                            .copied()
+                            .collect();
+                        stack.push((cid, Some(links)));
+                        stack.extend(children.into_iter().map(|c| (c, None)));
+                    }
+                }
+            }
+            Some(links) => {
+                let mut status = PinStatus {
+                    ok: true,
+                    bad: Vec::new(),
+                };
+                for link in &links {
+                    if let Some(child) = visited.get(link)
+                        && !child.ok
+                    {
+                        status.ok = false;
+                        let room = MAX_BAD_NODES.saturating_sub(status.bad.len());
+                        status.bad.extend(child.bad.iter().take(room).cloned());
+                    }
+                }
+                visited.insert(cid, status);
+            }
+        }
+    }
+    visited.get(&root).cloned().unwrap_or_default()
+}
+
+/// `pin/verify`: checks each recursive pin's DAG in the local store, as Kubo: one NDJSON line per
+/// broken pin, `{"Cid","BadNodes":[{"Cid","Err"}]}` (`quiet`: just `{"Cid"}`), and with
+/// `verbose` also `{"Cid","Ok":true}` for each complete pin. `verbose` with `quiet` is Kubo's
+/// error.
+pub(crate) async fn verify(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let verbose = req.flag(&["verbose"], false)?;
+    let quiet = req.flag(&["quiet", "q"], false)?;
+    if verbose && quiet {
+        return Err(ApiError::command(
+            "the --verbose and --quiet options can not be used at the same time",
+        ));
+    }
+    let store = state.inner.node.blockstore()?;
+    Ok(Output::Stream(super::repo::stream_blocking(move |tx| {
+        let mut roots = Vec::new();
+        store.pins_each(PinFilter::Recursive, |p| {
+            roots.push(p.cid);
+            Ok(())
+        })?;
+        let mut visited = std::collections::HashMap::new();
+        for root in roots {
+            let status = verify_dag(&store, root, !quiet, &mut visited);
+            if status.ok && !verbose {
+                continue;
+            }
+            let mut line = json!({"Cid": root.to_string()});
+            if status.ok {
+                line["Ok"] = json!(true);
+            }
+            if !status.bad.is_empty() {
+                line["BadNodes"] = status
+                    .bad
+                    .iter()
+                    .map(|(c, why)| json!({"Cid": c.to_string(), "Err": why}))
+                    .collect();
+            }
+            if tx.blocking_send(Ok(line)).is_err() {
+                return Ok(()); // the client went away
+            }
+        }
+        Ok(())
+    })))
 }

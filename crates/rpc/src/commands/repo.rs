@@ -54,9 +54,14 @@ pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Outpu
     .map_err(ApiError::command)?;
     let (stat, repo_size) = (stat?, disk?);
     if size_only {
-        return Ok(Output::Once(
-            json!({"RepoSize": repo_size, "StorageMax": storage_max}),
-        ));
+        // Kubo answers its whole `Stat` struct with the other fields zero-valued.
+        return Ok(Output::Once(json!({
+            "RepoSize": repo_size,
+            "StorageMax": storage_max,
+            "NumObjects": 0,
+            "RepoPath": "",
+            "Version": "",
+        })));
     }
     Ok(Output::Once(json!({
         "RepoSize": repo_size,

@@ -1,107 +1,93 @@
-//! `cat`: the bytes of UnixFS files, streamed as the DAG walk reaches them.
+//! `cat`: the bytes of UnixFS files through [`cairn_node_core::Node::cat`], joined, with Kubo's
+//! `offset` and `length` applied to the joined bytes.
 
-use bytes::Bytes;
-use cairn_blockstore::Block;
-use cairn_blockstore::codec::{DAG_PB, RAW};
-use rust_unixfs::file::visit::IdleFileVisit;
+use futures::{StreamExt, TryStreamExt};
 
-use super::dag::{DagReader, receiver_stream};
-use super::parse_cid_arg;
+use super::files::node_error;
 use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
 use crate::server::ApiState;
 
+/// Which bytes of each file `cat` sends, as Kubo's `cat` computes them: `offset` and `length`
+/// apply to the files joined end to end. Returns (file index, byte range in that file) for each
+/// file that contributes, and the total length (Kubo's `X-Content-Length`). `length` < 0: no
+/// limit.
+fn cat_plan(sizes: &[u64], offset: u64, length: i64) -> (Vec<(usize, std::ops::Range<u64>)>, u64) {
+    let mut plan = Vec::new();
+    let mut total = 0u64;
+    if length == 0 {
+        return (plan, 0);
+    }
+    let mut offset = offset;
+    for (i, &size) in sizes.iter().enumerate() {
+        // Kubo's `offset > fsize`: a file the offset passes whole is skipped.
+        if offset > size {
+            offset -= size;
+            continue;
+        }
+        let start = offset;
+        offset = 0;
+        let mut take = size - start;
+        total += take;
+        if length > 0 && total >= length as u64 {
+            take -= total - length as u64;
+            total = length as u64;
+            plan.push((i, start..start + take));
+            break;
+        }
+        plan.push((i, start..start + take));
+    }
+    (plan, total)
+}
+
+/// `cat`: the files at the given paths (`/ipfs/<cid>[/a/b]` or a CID), joined, with Kubo's
+/// `offset` and `length` applied to the joined bytes. Every root is read (or fetched) before the
+/// answer starts, so a missing root or a directory is an error status; a block missing later
+/// ends the stream with an error (see [`crate::response`]).
 pub(crate) async fn cat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
-    let cids = req
-        .args_required("ipfs-path")?
-        .iter()
-        .map(|a| parse_cid_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let args = req.args_required("ipfs-path")?.to_vec();
     let offset = req.int(&["offset", "o"], 0)?;
     let length = req.int(&["length", "l"], -1)?;
     let _progress = req.flag(&["progress", "p"], false)?;
     if offset < 0 {
-        return Err(ApiError::client("cannot specify negative offset"));
+        return Err(ApiError::command("cannot specify negative offset"));
     }
-    // A range reads part of the file: no prefetch of the rest.
-    let mut reader = DagReader::new(state, req).whole_dags(offset == 0 && length < 0);
-    // Read the first root now, so a missing (offline) or non-file root is an error status, not
-    // an empty stream with a trailer.
-    reader.walking(cids[0]);
-    let first = reader.get(&cids[0]).await?;
-    if first.cid().codec() != RAW && first.cid().codec() != DAG_PB {
-        return Err(ApiError::command(format!(
-            "{} is not a UnixFS file",
-            first.cid()
-        )));
+    // Kubo refuses a negative length only when it is given: absent is "no limit".
+    if req.opt(&["length", "l"])?.is_some() && length < 0 {
+        return Err(ApiError::command("cannot specify negative length"));
     }
-    let range = offset as u64..if length < 0 {
-        u64::MAX
-    } else {
-        offset as u64 + length as u64
-    };
-    // A small channel: the walk reads (or fetches) a block only when the client has taken the
-    // bytes before it, so memory stays a few blocks whatever the file's size.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(8);
-    tokio::spawn(async move {
-        let mut first = Some(first);
-        for cid in cids {
-            reader.walking(cid);
-            let root = match first.take() {
-                Some(b) => Ok(b),
-                None => reader.get(&cid).await,
-            };
-            let sent = match root {
-                Ok(root) => walk_file(&mut reader, root, range.clone(), &tx).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = sent {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
+    let node = state.inner.node.clone();
+    let opts = req.fetch_options();
+    let mut sizes = Vec::with_capacity(args.len());
+    if length != 0 {
+        // Kubo reads nothing at all for `length=0`. Each root is read here (its size, and an
+        // error status for a missing root or a directory); the bytes are read when streamed.
+        for arg in &args {
+            let (size, _) = node.cat(arg, 0, Some(0), opts).await.map_err(node_error)?;
+            sizes.push(size);
         }
-    });
+    }
+    let (plan, total) = cat_plan(&sizes, offset as u64, length);
+    let body = futures::stream::iter(plan)
+        .filter(|(_, range)| std::future::ready(!range.is_empty()))
+        .then(move |(i, range)| {
+            let (node, path, size) = (node.clone(), args[i].clone(), sizes[i]);
+            async move {
+                // The whole file reads with a prefetch of its DAG; a part reads only its blocks.
+                let length = (range != (0..size)).then(|| range.end - range.start);
+                let (_, stream) = node
+                    .cat(&path, range.start, length, opts)
+                    .await
+                    .map_err(node_error)?;
+                Ok::<_, ApiError>(stream.map_err(node_error))
+            }
+        })
+        .try_flatten()
+        .boxed();
     Ok(Output::Raw {
         content_type: "text/plain",
-        body: receiver_stream(rx),
+        length: Some(total),
+        body,
     })
-}
-
-/// Sends a file's bytes in order, reading (or fetching) each block as the walk reaches it.
-/// Returns early, without error, when the client has gone.
-async fn walk_file(
-    reader: &mut DagReader,
-    root: Block,
-    range: std::ops::Range<u64>,
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, ApiError>>,
-) -> Result<(), ApiError> {
-    let cid = *root.cid();
-    let visit = IdleFileVisit::default().with_target_range(range);
-    let (content, mut next) = if cid.codec() == RAW {
-        let (content, _size, _meta, next) = visit.start_from_raw(root.data());
-        (Bytes::copy_from_slice(content), next)
-    } else {
-        let (content, _size, _meta, next) = visit
-            .start(root.data())
-            .map_err(|e| ApiError::command(format!("{cid} is not a UnixFS file: {e}")))?;
-        (Bytes::copy_from_slice(content), next)
-    };
-    if !content.is_empty() && tx.send(Ok(content)).await.is_err() {
-        return Ok(());
-    }
-    let mut cache = None;
-    while let Some(walk) = next {
-        let link = *walk.pending_links().0;
-        let block = reader.get(&link).await?;
-        let (content, rest) = walk
-            .continue_walk(block.data(), &mut cache)
-            .map_err(|e| ApiError::command(format!("reading {cid}: {e}")))?;
-        let content = Bytes::copy_from_slice(content);
-        next = rest;
-        if !content.is_empty() && tx.send(Ok(content)).await.is_err() {
-            return Ok(()); // the client went away
-        }
-    }
-    Ok(())
 }
