@@ -101,7 +101,7 @@ fn frames<T: Send + 'static>(
     trailers: bool,
 ) -> Body {
     let frames = stream
-        .map(move |item| -> Result<Frame<Bytes>, StreamAborted> {
+        .then(move |item| async move {
             match item {
                 Ok(v) => Ok(Frame::data(encode(v))),
                 Err(e) => {
@@ -109,6 +109,12 @@ fn frames<T: Send + 'static>(
                     let text = e.to_string().replace(['\r', '\n'], " ");
                     if !trailers {
                         tracing::debug!("aborting a response after output began: {text}");
+                        // Pending once before the error: hyper flushes what it has buffered
+                        // (the head, the data before the failure) when the body is pending, and
+                        // drops the buffer when the body fails. Without this a failure right
+                        // after the first bytes could close the connection before the client
+                        // saw any response at all.
+                        tokio::task::yield_now().await;
                         return Err(StreamAborted(text));
                     }
                     let mut map = HeaderMap::new();

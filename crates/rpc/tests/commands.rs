@@ -800,16 +800,29 @@ async fn add_and_cat_match_kubos_cids() {
         before
     );
 
-    // Unsupported options and missing blocks are clear errors.
+    // Kubo's sharness t0040 CIDs for `echo "Hello Worlds!" | ipfs add` with rabin and trickle;
+    // a bad chunker and a missing block are clear errors.
+    let hello = b"Hello Worlds!\n";
+    for (query, cid) in [
+        (
+            "chunker=rabin",
+            "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH",
+        ),
+        (
+            "trickle=true",
+            "QmUkUQgxXeggyaD5Ckv8ZqfW8wHBX6cYyeiyqvVZYzq5Bi",
+        ),
+    ] {
+        let a = api
+            .post_files(&format!("/api/v0/add?{query}"), &[hello])
+            .await;
+        assert_eq!(a.lines()[0]["Hash"], cid, "{query}");
+    }
     assert_kubo_error(
-        &api.post_files("/api/v0/add?trickle=true", &[b"x"]).await,
+        &api.post_files("/api/v0/add?chunker=rabin-1-2", &[b"x"])
+            .await,
         400,
-        "not supported",
-    );
-    assert_kubo_error(
-        &api.post_files("/api/v0/add?chunker=rabin", &[b"x"]).await,
-        400,
-        "not supported",
+        "rabin",
     );
     let absent = "QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR";
     assert_kubo_error(
