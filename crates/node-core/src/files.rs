@@ -326,7 +326,9 @@ impl Node {
         refs: RefsOptions,
         opts: FetchOptions,
     ) -> BoxStream<'static, Result<String, NodeError>> {
-        let src = self.block_source(opts);
+        // Only an unbounded walk reads the whole DAG; a depth-limited one (plain `refs`) would
+        // fetch far more than it prints if it prefetched.
+        let src = self.block_source(opts).whole_dags(refs.max_depth < 0);
         if let [root] = roots[..] {
             src.walking(root);
         }

@@ -10,7 +10,6 @@ use cairn_node_core::unixfs::tar::GetOptions;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use super::DEADLINE_EXCEEDED;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, multipart_error};
 use crate::response::Output;
@@ -20,14 +19,7 @@ use crate::server::ApiState;
 /// bounds a runaway upload, as `add`'s limit does).
 const MAX_IMPORT: u64 = 16 << 30;
 
-/// A node error in Kubo's words: a timeout is Go's `context deadline exceeded`; a path or
-/// argument problem is the client's.
-pub(crate) fn node_error(e: NodeError) -> ApiError {
-    match e {
-        NodeError::Timeout(_) => ApiError::command(DEADLINE_EXCEEDED),
-        other => other.into(),
-    }
-}
+pub(crate) use super::dag::fetch_error as node_error;
 
 /// The path argument: `/ipfs/CID/...`, `/ipld/CID/...` or a bare `CID/...`.
 fn path_arg<'a>(req: &'a CommandRequest, name: &str) -> Result<&'a str, ApiError> {

@@ -293,11 +293,17 @@ pub(crate) async fn update(state: &ApiState, req: &CommandRequest) -> Result<Out
     let unpin = req.flag(&["unpin"], true)?;
     let from_arg = req.arg(0, "from-path")?;
     let to_arg = req.arg(1, "to-path")?;
-    let mut reader = super::dag::DagReader::new(state, req).whole_dags(false);
-    let from = super::resolve::resolve_path(&mut reader, from_arg)
-        .await?
+    let node = &state.inner.node;
+    let from = node
+        .resolve(from_arg, req.fetch_options())
+        .await
+        .map_err(super::dag::fetch_error)?
         .cid;
-    let to = super::resolve::resolve_path(&mut reader, to_arg).await?.cid;
+    let to = node
+        .resolve(to_arg, req.fetch_options())
+        .await
+        .map_err(super::dag::fetch_error)?
+        .cid;
     let store = state.inner.node.blockstore()?;
     let name = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
         if store.pin_state(&from)? != Some(PinState::Recursive) {
