@@ -1,11 +1,20 @@
 //! The Bitswap message decoder (protobuf, CIDs, CID prefixes, block hashing) and the stream
 //! framing, fed arbitrary bytes: never panics, and what decodes re-encodes for every protocol
-//! version to something that decodes again. Run: `cargo +nightly fuzz run bitswap_message`.
+//! version to something that decodes again. The same bytes also go in as UTF-8 text (lossily
+//! converted, so multi-byte characters appear in every input), the form a text-shaped peer bug
+//! would take. Run: `cargo +nightly fuzz run bitswap_message`.
 #![no_main]
 use cairn_bitswap::message::{BitswapMessage, ProtocolVersion, read_frame};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: &[u8]| {
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    for input in [data, text.as_bytes()] {
+        check(input);
+    }
+});
+
+fn check(input: &[u8]) {
     if let Ok(msg) = BitswapMessage::decode(input) {
         for v in ProtocolVersion::ALL {
             let again = BitswapMessage::decode(&msg.encode(v)).expect("our own encoding decodes");
@@ -22,4 +31,4 @@ fuzz_target!(|input: &[u8]| {
             let _ = BitswapMessage::decode(&frame);
         }
     });
-});
+}

@@ -1,13 +1,21 @@
 //! What an RPC client sends: the query string (args and options, the global `offline` and
 //! `timeout` among them), Go durations, pubsub multibase arguments,
-//! and multipart bodies. None may panic. Input: [selector][rest]; the rest is split at the first
-//! 0xff into a query string and a multipart body. Run: `cargo +nightly fuzz run rpc_inputs`.
+//! pubsub topic names, multipart bodies, and the HTTP/1 request stream read before hyper
+//! (`long_uri`). None may panic. Input: [selector][rest]; the rest is split at the first 0xff
+//! into a query string (arbitrary UTF-8: converted lossily, so multi-byte characters appear) and a
+//! multipart body. The whole input is also a connection's byte stream, which must come out the
+//! same however it is split into reads. Run: `cargo +nightly fuzz run rpc_inputs`.
 #![no_main]
+use cairn_rpc::long_uri::rewrite_for_hyper;
 use cairn_rpc::request::{CommandRequest, multibase_decode, parse_go_duration, parse_query};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
+    let whole = rewrite_for_hyper([rest]);
+    let cut = usize::from(selector).min(rest.len());
+    assert_eq!(whole, rewrite_for_hyper([&rest[..cut], &rest[cut..]]));
+    assert_eq!(whole, rewrite_for_hyper(rest.chunks(3)));
     let split = rest.iter().position(|b| *b == 0xff).unwrap_or(rest.len());
     let (query, body) = rest.split_at(split);
     let query = String::from_utf8_lossy(query);

@@ -1,6 +1,8 @@
 //! The blockstore's on-disk records read back: arbitrary bytes as a block's index record (and as
 //! its key and body) never make the store panic; every read answers a value or a typed error.
-//! Input: [key length][key][record length][record][body]. Run: `cargo +nightly fuzz run store_records`.
+//! Input: [key length][key][record length][record][body], used as given and as UTF-8 text (lossily
+//! converted, so multi-byte characters appear in every input).
+//! Run: `cargo +nightly fuzz run store_records`.
 #![no_main]
 use std::sync::Arc;
 
@@ -17,7 +19,14 @@ fn take<'a>(input: &mut &'a [u8]) -> &'a [u8] {
     head
 }
 
-fuzz_target!(|input: &[u8]| {
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    for input in [data, text.as_bytes()] {
+        check(input);
+    }
+});
+
+fn check(input: &[u8]) {
     let mut input = input;
     let key = take(&mut input);
     let record = take(&mut input);
@@ -42,4 +51,4 @@ fuzz_target!(|input: &[u8]| {
     }
     let _ = store.pins(PinFilter::All);
     let _ = store.gc();
-});
+}

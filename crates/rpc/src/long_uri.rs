@@ -3,11 +3,11 @@
 //! Go's `net/http` reads up to `DefaultMaxHeaderBytes` (1 MiB) of request line and headers, so a
 //! Kubo client may send a 70,000-byte `arg`, or `arg=<cid>` two thousand times. hyper refuses any
 //! request-target over 65,534 bytes with a bare `414` (`http::Uri` cannot hold more), whatever its
-//! buffer size. [`LongUriIo`] sits between the socket and hyper: it follows HTTP/1.1 request
+//! buffer size. `LongUriIo` sits between the socket and hyper: it follows HTTP/1.1 request
 //! framing (heads, `Content-Length` and chunked bodies, so keep-alive and pipelined requests stay
 //! in step) and, when a request-target is too long for hyper, moves its query string into the
 //! [`QUERY_HEADER`] header and leaves hyper the short path. The API handler reads the query from
-//! there ([`query`]). Everything else passes through unchanged; anything it does not understand
+//! there. Everything else passes through unchanged; anything it does not understand
 //! (HTTP/2, upgrades, malformed heads) switches it to plain pass-through for the rest of the
 //! connection, where hyper answers as it always did.
 
