@@ -33,11 +33,28 @@ async fn addresses_carry_no_peer_id_or_exactly_one_and_appear_once() {
     let (a, b) = (start().await, start().await);
     let b_id = b.node.peer_id().to_base58();
     let b_listen = b.node.listen_addrs().await.unwrap()[0].to_string();
+    // Identify runs after the connection is up: wait for a's event before reading its view.
+    let mut events = a.node.events();
     // An outbound dial to a `/p2p/` address, as bootstrap makes.
     let connect = a
         .post(&format!("/api/v0/swarm/connect?arg={b_listen}/p2p/{b_id}"))
         .await;
     assert_eq!(connect.status, 200, "{}", connect.text());
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(cairn_node_core::NodeEvent::PeerIdentified { peer_id, .. })
+                    if peer_id == b.node.peer_id() =>
+                {
+                    break;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("b identified within 30 s");
 
     let peers = a.post("/api/v0/swarm/peers?verbose=true").await.json();
     let p = &peers["Peers"][0];
