@@ -13,6 +13,9 @@
 //! `CAIRN_BENCH_RUNS` (default 3) the runs per figure (medians are printed). Needs `curl` and
 //! `openssl` on `PATH`. MB/s = 10^6 bytes per second; MiB = 2^20 bytes.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,24 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cairn::blockstore::{Block, Blockstore, BlockstoreConfig};
+use support::{env, mbps, median};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64() / 1e6
-}
 
 /// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`).
 fn status_kib(pid: u32, field: &str) -> u64 {

@@ -11,6 +11,9 @@
 //! `CAIRN_BENCH_ROLE=receiver`) with an on-disk sled store, so its VmHWM is its own: RSS stays
 //! flat when it does not grow with the file. MB/s = 10^6 bytes per second.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,23 +22,8 @@ use anyhow::{Context, bail};
 use cairn::blockstore::{Block, Blockstore, Cid};
 use cairn::node::{FetchOptions, Multiaddr, Node, Profile};
 use futures::StreamExt;
+use support::{env, mbps, median};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn mbps(bytes: usize, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64() / 1e6
-}
 
 fn content(len: usize) -> Vec<u8> {
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -348,8 +336,8 @@ fn main() -> anyhow::Result<()> {
         let mut tcp = Vec::new();
         let mut stream = Vec::new();
         for _ in 0..runs {
-            tcp.push(mbps(bytes, raw_tcp(bytes).await?));
-            stream.push(mbps(bytes, libp2p_stream(bytes).await?));
+            tcp.push(mbps(bytes as u64, raw_tcp(bytes).await?));
+            stream.push(mbps(bytes as u64, libp2p_stream(bytes).await?));
         }
         let (tcp, stream) = (median(tcp), median(stream));
         println!("raw loopback TCP:          {tcp:8.1} MB/s");

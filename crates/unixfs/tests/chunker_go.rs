@@ -3,23 +3,18 @@
 //! same bytes (generator: `go/main.go`). The JS importer cannot serve here: its rabin is a
 //! different algorithm (ipfs/js-ipfs-unixfs#50) and it has no buzhash.
 
-use cairn_unixfs::chunker::{ChunkerSpec, Splitter};
+mod common;
 
-/// The generator's data: zeros for seed 0, else xorshift64* words, little-endian.
+use cairn_unixfs::chunker::{ChunkerSpec, Splitter};
+use common::random_bytes;
+
+/// The generator's data (the same as `go/main.go`'s): zeros for seed 0, else xorshift64* words,
+/// little-endian.
 fn data(n: usize, seed: u64) -> Vec<u8> {
     if seed == 0 {
         return vec![0; n];
     }
-    let mut s = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(n);
-    out
+    random_bytes(n, seed)
 }
 
 fn split(spec: ChunkerSpec, bytes: &[u8], piece: usize) -> Vec<usize> {

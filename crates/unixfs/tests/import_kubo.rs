@@ -7,6 +7,8 @@
 //! else `../shared/compat/kubo-peer/lib` (`bash install.sh` there), else `target/kubo-peer-lib`
 //! (where `scripts/test.sh` puts it). When absent the test FAILS, unless `CAIRN_SKIP_KUBO=1`.
 
+mod common;
+use common::random_bytes;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -118,19 +120,6 @@ impl Drop for Kubo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(n);
-    out
 }
 
 fn cairn_root(path: &Path) -> String {

@@ -9,6 +9,8 @@
 //! chunker; Kubo's sharness CID only), symlinks (no JS symlinks). For `hash` and `inline` the
 //! oracle rebuilds its sha2-256 DAG with the other hash / identity CIDs (see oracle.mjs).
 
+mod common;
+use common::random_bytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,20 +150,6 @@ fn cairn(path: &Path, o: &ImportOptions) -> Entries {
         .into_iter()
         .map(|e| (e.name, (e.cid.to_string(), e.size)))
         .collect()
-}
-
-/// Pseudo-random bytes (xorshift64*), so content-defined chunkers find real boundaries.
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(n);
-    out
 }
 
 /// Runs every (options, path) case through both importers and asserts equal outputs.

@@ -199,3 +199,18 @@ pub fn trickle_file(store: &MemStore, chunk: usize) -> (Cid, Vec<u8>) {
     );
     (root.0, bytes)
 }
+
+/// `n` pseudo-random bytes: xorshift64* words, little-endian, from `seed` (the generator the
+/// Kubo, JS and Go comparisons share, so their fixtures stay reproducible).
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        out.extend_from_slice(&s.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
