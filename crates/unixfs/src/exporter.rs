@@ -145,23 +145,17 @@ fn file_size(block: &[u8]) -> Option<u64> {
     })
 }
 
-/// Kubo's `cat` range: bytes `[offset, offset + length)` of the file, `length: None` meaning to
-/// the end.
-///
-/// # Errors
-/// [`UnixfsError::InvalidArgument`] with Kubo's text when `offset` is past the end of the file
-/// (`offset was past the end of file (O > SIZE)`); `offset == size` gives an empty stream.
-fn target_range(offset: u64, length: Option<u64>, size: u64) -> Result<Range<u64>, UnixfsError> {
-    if offset > size {
-        return Err(UnixfsError::InvalidArgument(format!(
-            "offset was past the end of file ({offset} > {size})"
-        )));
-    }
+/// Kubo's `cat` range: bytes `[offset, offset + length)` of the file clamped to it,
+/// `length: None` meaning to the end. An offset at or past the end is an empty range, not an
+/// error: Kubo's `cat` carries such an offset over to the next path (`offset - size`), which
+/// the caller does with the size [`cat`] returns.
+fn target_range(offset: u64, length: Option<u64>, size: u64) -> Range<u64> {
+    let start = offset.min(size);
     let end = match length {
         Some(len) => offset.saturating_add(len).min(size),
         None => size,
     };
-    Ok(offset..end)
+    start..end.max(start)
 }
 
 /// The deepest file tree [`cat`] follows. Kubo's balanced trees are ~5 levels deep for any real
@@ -307,8 +301,7 @@ impl<S: BlockSource + ?Sized> FileWalk<'_, S> {
 ///
 /// # Errors
 /// Before streaming: [`UnixfsError::BlockNotFound`] for the root; [`UnixfsError::NotAFile`]
-/// (Kubo's `this dag node is a directory` for directories); `offset` past the end (see
-/// [`UnixfsError::InvalidArgument`]). In the stream: a missing or invalid block below the root,
+/// (Kubo's `this dag node is a directory` for directories). In the stream: a missing or invalid block below the root,
 /// including sizes that do not add up.
 pub async fn cat<'a, S: BlockSource + ?Sized>(
     src: &'a S,
@@ -336,7 +329,7 @@ pub async fn cat<'a, S: BlockSource + ?Sized>(
             )));
         }
     };
-    let want = target_range(offset, length, size)?;
+    let want = target_range(offset, length, size);
     let mut walk = FileWalk {
         src,
         want,
@@ -534,8 +527,9 @@ pub fn parse_path(path: &str) -> Result<(Cid, Vec<String>), UnixfsError> {
 ///
 /// # Errors
 /// [`UnixfsError::NoSuchLink`] (`no link named "x" under CID`, Kubo's text) when a dag-pb
-/// node or a dag-cbor map has no such name; [`UnixfsError::NotADirectory`] when a path goes
-/// below a UnixFS file or a raw block; missing and invalid blocks.
+/// node or a dag-cbor map has no such name, and below a UnixFS file or a raw block (Kubo's
+/// resolver gives the same text there); [`UnixfsError::NotADirectory`] below a block of a
+/// codec the resolver does not read; missing and invalid blocks.
 pub async fn resolve<S: BlockSource + ?Sized>(
     src: &S,
     root: &Cid,
@@ -569,9 +563,15 @@ pub async fn resolve<S: BlockSource + ?Sized>(
                     }
                 }
             }
-            _ => {
+            RAW => {
+                return Err(UnixfsError::NoSuchLink {
+                    cid,
+                    name: segments[i].clone(),
+                });
+            }
+            other => {
                 return Err(UnixfsError::NotADirectory(format!(
-                    "cannot resolve {:?} under {cid}: not a directory or IPLD node",
+                    "cannot resolve {:?} under {cid}: codec 0x{other:x} is not supported",
                     segments[i]
                 )));
             }
@@ -622,11 +622,9 @@ async fn resolve_pb<S: BlockSource + ?Sized>(
     };
     let mut step = match rust_unixfs::resolve(block, name, &mut None) {
         Ok(step) => step,
-        Err(ResolveError::UnexpectedType(_)) => {
-            return Err(UnixfsError::NotADirectory(format!(
-                "cannot resolve {name:?} under {cid}: not a directory"
-            )));
-        }
+        // A file (or symlink) has no named children: Kubo's resolver says so in the same words
+        // as for a missing name.
+        Err(ResolveError::UnexpectedType(_)) => return Err(not_found()),
         Err(e) => return Err(invalid(cid, e)),
     };
     loop {
