@@ -394,6 +394,9 @@ fn hamt_prefix_len(cid: &Cid, block: &[u8]) -> Result<usize, UnixfsError> {
     Ok(format!("{:X}", fanout - 1).len())
 }
 
+/// The deepest HAMT [`ls`] follows: a 64-bit hash gives at most 64 levels even at fan-out 2.
+pub const MAX_HAMT_DEPTH: usize = 64;
+
 /// A frame of a directory listing walk: one (shard) node's links and the next to visit.
 struct ListFrame {
     links: std::vec::IntoIter<DirLink>,
@@ -445,6 +448,11 @@ pub async fn ls<'a, S: BlockSource + ?Sized>(
                     let block = load(src, &link.target).await?;
                     match dir_links(&link.target, &block)? {
                         Some((true, links)) => {
+                            // A HAMT's depth is bounded by its hash's bits (64 for murmur3,
+                            // 8 levels at fan-out 256); deeper is a malicious DAG.
+                            if stack.len() >= MAX_HAMT_DEPTH {
+                                return Err(invalid(&link.target, "HAMT nested too deep"));
+                            }
                             let prefix = hamt_prefix_len(&link.target, &block)?;
                             stack.push(ListFrame {
                                 links: links.into_iter(),

@@ -237,9 +237,11 @@ async fn import_stores_blocks_in_batches() {
     let got = car::import(&bytes[..], &sink, 4).await.unwrap();
     assert_eq!(got.roots, vec![root]);
     assert_eq!(got.blocks as usize, store.len());
-    let batches = sink.0.lock().unwrap();
-    assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
-    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), store.len());
+    {
+        let batches = sink.0.lock().unwrap();
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), store.len());
+    }
 
     // A bad block stops the import with the error; the blocks before it were stored.
     let mut bad = bytes.clone();
