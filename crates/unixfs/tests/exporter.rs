@@ -295,3 +295,18 @@ async fn garbage_blocks_are_errors_not_panics() {
         let _ = exporter::resolve(&store, &cid, &["x".into()]).await;
     }
 }
+
+#[tokio::test]
+async fn the_stream_reads_blocks_only_as_it_is_polled() {
+    let store = MemStore::default();
+    let bytes = data(100_000, 8);
+    let (root, _) = add_file(&store, &bytes, 1_000, 10, true);
+    store.clear_log();
+    let (_, s) = exporter::cat(&store, &root, 0, None).await.unwrap();
+    let mut s = Box::pin(s);
+    assert_eq!(store.asked(), vec![root], "only the root before polling");
+    let first = s.try_next().await.unwrap().unwrap();
+    assert_eq!(&first[..], &bytes[..1_000]);
+    // Root, one node per level (100 leaves at fan-out 10: 2 levels), the first leaf.
+    assert_eq!(store.asked().len(), 3, "{:?}", store.asked());
+}
