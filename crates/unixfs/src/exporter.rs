@@ -62,6 +62,13 @@ fn invalid(cid: &Cid, reason: impl std::fmt::Display) -> UnixfsError {
     }
 }
 
+/// Whether `block` decodes as strict dag-pb (`ipld-dagpb`). `rust-unixfs`'s own protobuf
+/// reader can overflow (a panic with overflow checks on) on some malformed input the fuzzer
+/// found, so it is only handed blocks that pass this check.
+fn is_dag_pb(block: &[u8]) -> bool {
+    ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block)).is_ok()
+}
+
 /// What a node is, as far as the exporter cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -111,6 +118,7 @@ pub fn node_kind(cid: &Cid, block: &[u8]) -> NodeKind {
         RAW => NodeKind::File {
             size: block.len() as u64,
         },
+        DAG_PB if !is_dag_pb(block) => NodeKind::Other,
         DAG_PB => match rust_unixfs::dir::describe(block) {
             NodeDescription::File { size } => NodeKind::File {
                 size: file_size(block).unwrap_or(size),
@@ -628,6 +636,9 @@ async fn resolve_pb<S: BlockSource + ?Sized>(
         cid: *cid,
         name: name.to_string(),
     };
+    if !is_dag_pb(block) {
+        return Err(invalid(cid, "not a valid dag-pb node"));
+    }
     let mut step = match rust_unixfs::resolve(block, name, &mut None) {
         Ok(step) => step,
         // A file (or symlink) has no named children: Kubo's resolver says so in the same words
@@ -642,6 +653,9 @@ async fn resolve_pb<S: BlockSource + ?Sized>(
             MaybeResolved::NeedToLoadMore(lookup) => {
                 let next = *lookup.pending_links().0;
                 let shard = load(src, &next).await?;
+                if !is_dag_pb(&shard) {
+                    return Err(invalid(&next, "not a valid dag-pb node"));
+                }
                 step = match lookup.continue_walk(&shard, &mut None) {
                     Ok(s) => s,
                     Err(e) => return Err(invalid(&next, e)),
