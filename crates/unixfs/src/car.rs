@@ -367,3 +367,60 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         })
     }
 }
+
+/// What [`import`] read: the CAR's roots and how many blocks it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The roots named in the header (Kubo's `dag import` pins these unless `--pin-roots=false`).
+    pub roots: Vec<Cid>,
+    /// Blocks read and handed to the sink (duplicates included, as they appear in the CAR).
+    pub blocks: u64,
+}
+
+/// `dag import`: reads a CAR (v1 or v2) and stores its blocks into `sink` in batches of at most
+/// `batch` blocks (and at most 8 MiB), so memory is one batch whatever the CAR's size.
+///
+/// # Errors
+/// The reader's errors ([`UnixfsError::Car`]; blocks before the bad one are already stored, as
+/// in Kubo), and [`UnixfsError::Store`] if the sink fails.
+pub async fn import<R: AsyncRead + Unpin, K: crate::BlockSink + ?Sized>(
+    input: R,
+    sink: &K,
+    batch: usize,
+) -> Result<Imported, UnixfsError> {
+    const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+    let mut reader = CarReader::new(input).await?;
+    let roots = reader.roots().to_vec();
+    let mut pending = Vec::new();
+    let mut bytes = 0usize;
+    let mut count = 0u64;
+    loop {
+        let (done, err) = match reader.next_block().await {
+            Ok(Some(block)) => {
+                bytes += block.len();
+                pending.push(block);
+                count += 1;
+                (false, None)
+            }
+            Ok(None) => (true, None),
+            Err(e) => (true, Some(e)),
+        };
+        let full = pending.len() >= batch.max(1) || bytes >= MAX_BATCH_BYTES;
+        if !pending.is_empty() && (done || full) {
+            sink.put_many(std::mem::take(&mut pending))
+                .await
+                .map_err(UnixfsError::Store)?;
+            bytes = 0;
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(Imported {
+        roots,
+        blocks: count,
+    })
+}

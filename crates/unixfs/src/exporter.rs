@@ -62,6 +62,13 @@ fn invalid(cid: &Cid, reason: impl std::fmt::Display) -> UnixfsError {
     }
 }
 
+/// Whether `block` decodes as strict dag-pb (`ipld-dagpb`). `rust-unixfs`'s own protobuf
+/// reader can overflow (a panic with overflow checks on) on some malformed input the fuzzer
+/// found, so it is only handed blocks that pass this check.
+fn is_dag_pb(block: &[u8]) -> bool {
+    ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block)).is_ok()
+}
+
 /// What a node is, as far as the exporter cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -111,6 +118,7 @@ pub fn node_kind(cid: &Cid, block: &[u8]) -> NodeKind {
         RAW => NodeKind::File {
             size: block.len() as u64,
         },
+        DAG_PB if !is_dag_pb(block) => NodeKind::Other,
         DAG_PB => match rust_unixfs::dir::describe(block) {
             NodeDescription::File { size } => NodeKind::File {
                 size: file_size(block).unwrap_or(size),
@@ -145,23 +153,17 @@ fn file_size(block: &[u8]) -> Option<u64> {
     })
 }
 
-/// Kubo's `cat` range: bytes `[offset, offset + length)` of the file, `length: None` meaning to
-/// the end.
-///
-/// # Errors
-/// [`UnixfsError::InvalidArgument`] with Kubo's text when `offset` is past the end of the file
-/// (`offset was past the end of file (O > SIZE)`); `offset == size` gives an empty stream.
-fn target_range(offset: u64, length: Option<u64>, size: u64) -> Result<Range<u64>, UnixfsError> {
-    if offset > size {
-        return Err(UnixfsError::InvalidArgument(format!(
-            "offset was past the end of file ({offset} > {size})"
-        )));
-    }
+/// Kubo's `cat` range: bytes `[offset, offset + length)` of the file clamped to it,
+/// `length: None` meaning to the end. An offset at or past the end is an empty range, not an
+/// error: Kubo's `cat` carries such an offset over to the next path (`offset - size`), which
+/// the caller does with the size [`cat`] returns.
+fn target_range(offset: u64, length: Option<u64>, size: u64) -> Range<u64> {
+    let start = offset.min(size);
     let end = match length {
         Some(len) => offset.saturating_add(len).min(size),
         None => size,
     };
-    Ok(offset..end)
+    start..end.max(start)
 }
 
 /// The deepest file tree [`cat`] follows. Kubo's balanced trees are ~5 levels deep for any real
@@ -307,8 +309,7 @@ impl<S: BlockSource + ?Sized> FileWalk<'_, S> {
 ///
 /// # Errors
 /// Before streaming: [`UnixfsError::BlockNotFound`] for the root; [`UnixfsError::NotAFile`]
-/// (Kubo's `this dag node is a directory` for directories); `offset` past the end (see
-/// [`UnixfsError::InvalidArgument`]). In the stream: a missing or invalid block below the root,
+/// (Kubo's `this dag node is a directory` for directories). In the stream: a missing or invalid block below the root,
 /// including sizes that do not add up.
 pub async fn cat<'a, S: BlockSource + ?Sized>(
     src: &'a S,
@@ -336,7 +337,7 @@ pub async fn cat<'a, S: BlockSource + ?Sized>(
             )));
         }
     };
-    let want = target_range(offset, length, size)?;
+    let want = target_range(offset, length, size);
     let mut walk = FileWalk {
         src,
         want,
@@ -401,6 +402,9 @@ fn hamt_prefix_len(cid: &Cid, block: &[u8]) -> Result<usize, UnixfsError> {
     Ok(format!("{:X}", fanout - 1).len())
 }
 
+/// The deepest HAMT [`ls`] follows: a 64-bit hash gives at most 64 levels even at fan-out 2.
+pub const MAX_HAMT_DEPTH: usize = 64;
+
 /// A frame of a directory listing walk: one (shard) node's links and the next to visit.
 struct ListFrame {
     links: std::vec::IntoIter<DirLink>,
@@ -452,6 +456,11 @@ pub async fn ls<'a, S: BlockSource + ?Sized>(
                     let block = load(src, &link.target).await?;
                     match dir_links(&link.target, &block)? {
                         Some((true, links)) => {
+                            // A HAMT's depth is bounded by its hash's bits (64 for murmur3,
+                            // 8 levels at fan-out 256); deeper is a malicious DAG.
+                            if stack.len() >= MAX_HAMT_DEPTH {
+                                return Err(invalid(&link.target, "HAMT nested too deep"));
+                            }
                             let prefix = hamt_prefix_len(&link.target, &block)?;
                             stack.push(ListFrame {
                                 links: links.into_iter(),
@@ -534,8 +543,9 @@ pub fn parse_path(path: &str) -> Result<(Cid, Vec<String>), UnixfsError> {
 ///
 /// # Errors
 /// [`UnixfsError::NoSuchLink`] (`no link named "x" under CID`, Kubo's text) when a dag-pb
-/// node or a dag-cbor map has no such name; [`UnixfsError::NotADirectory`] when a path goes
-/// below a UnixFS file or a raw block; missing and invalid blocks.
+/// node or a dag-cbor map has no such name, and below a UnixFS file or a raw block (Kubo's
+/// resolver gives the same text there); [`UnixfsError::NotADirectory`] below a block of a
+/// codec the resolver does not read; missing and invalid blocks.
 pub async fn resolve<S: BlockSource + ?Sized>(
     src: &S,
     root: &Cid,
@@ -569,9 +579,15 @@ pub async fn resolve<S: BlockSource + ?Sized>(
                     }
                 }
             }
-            _ => {
+            RAW => {
+                return Err(UnixfsError::NoSuchLink {
+                    cid,
+                    name: segments[i].clone(),
+                });
+            }
+            other => {
                 return Err(UnixfsError::NotADirectory(format!(
-                    "cannot resolve {:?} under {cid}: not a directory or IPLD node",
+                    "cannot resolve {:?} under {cid}: codec 0x{other:x} is not supported",
                     segments[i]
                 )));
             }
@@ -620,13 +636,14 @@ async fn resolve_pb<S: BlockSource + ?Sized>(
         cid: *cid,
         name: name.to_string(),
     };
+    if !is_dag_pb(block) {
+        return Err(invalid(cid, "not a valid dag-pb node"));
+    }
     let mut step = match rust_unixfs::resolve(block, name, &mut None) {
         Ok(step) => step,
-        Err(ResolveError::UnexpectedType(_)) => {
-            return Err(UnixfsError::NotADirectory(format!(
-                "cannot resolve {name:?} under {cid}: not a directory"
-            )));
-        }
+        // A file (or symlink) has no named children: Kubo's resolver says so in the same words
+        // as for a missing name.
+        Err(ResolveError::UnexpectedType(_)) => return Err(not_found()),
         Err(e) => return Err(invalid(cid, e)),
     };
     loop {
@@ -636,6 +653,9 @@ async fn resolve_pb<S: BlockSource + ?Sized>(
             MaybeResolved::NeedToLoadMore(lookup) => {
                 let next = *lookup.pending_links().0;
                 let shard = load(src, &next).await?;
+                if !is_dag_pb(&shard) {
+                    return Err(invalid(&next, "not a valid dag-pb node"));
+                }
                 step = match lookup.continue_walk(&shard, &mut None) {
                     Ok(s) => s,
                     Err(e) => return Err(invalid(&next, e)),

@@ -4,9 +4,10 @@
 //!
 //! - [`importer`]: files and directories to a UnixFS DAG, with Kubo's options and CIDs;
 //!   [`chunker`]: Kubo's `--chunker` strings and streaming splitters (size, rabin, buzhash).
-//! - `exporter`: files (with offset and length), directories (plain and HAMT), path resolution,
-//!   and a tar stream for `get`.
-//! - `refs`, `codec`, `car`: DAG walks, dag-pb/raw/dag-cbor/dag-json conversions, CARv1/v2.
+//! - [`exporter`]: files (with offset and length), directories (plain and HAMT), path
+//!   resolution; [`tar`]: the tar (or gzip) stream of `get`.
+//! - [`refs`], [`codec`], [`car`]: DAG walks, dag-pb/raw/dag-cbor/dag-json conversions,
+//!   CARv1 export and CARv1/v2 import.
 //!
 //! The UnixFS format is the one in <https://specs.ipfs.tech/unixfs/>; where the spec leaves room,
 //! cairn does what Kubo (boxo's importer and exporter) does, so CIDs match Kubo's byte for byte.

@@ -213,3 +213,44 @@ async fn garbage_gives_clear_errors() {
         "{err}"
     );
 }
+
+/// A sink that records its batches.
+#[derive(Default)]
+struct Sink(std::sync::Mutex<Vec<Vec<Block>>>);
+
+impl cairn_unixfs::BlockSink for Sink {
+    fn put_many(
+        &self,
+        blocks: Vec<Block>,
+    ) -> cairn_unixfs::BoxFuture<'_, Result<(), cairn_unixfs::BoxError>> {
+        self.0.lock().unwrap().push(blocks);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn import_stores_blocks_in_batches() {
+    let store = MemStore::default();
+    let (root, _) = add_file(&store, &data(10_000, 6), 1_000, 4, true);
+    let bytes = export(&store, vec![root]).await;
+    let sink = Sink::default();
+    let got = car::import(&bytes[..], &sink, 4).await.unwrap();
+    assert_eq!(got.roots, vec![root]);
+    assert_eq!(got.blocks as usize, store.len());
+    {
+        let batches = sink.0.lock().unwrap();
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), store.len());
+    }
+
+    // A bad block stops the import with the error; the blocks before it were stored.
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let sink = Sink::default();
+    assert!(matches!(
+        car::import(&bad[..], &sink, 100).await,
+        Err(UnixfsError::Car(_))
+    ));
+    assert_eq!(sink.0.lock().unwrap().concat().len(), store.len() - 1);
+}
