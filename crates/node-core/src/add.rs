@@ -9,7 +9,7 @@
 //! hashes them with `cairn-unixfs`'s [`FileImporter`]; a storing task writes the blocks in batches
 //! of about [`BATCH_BYTES`] (one durable flush per batch) and tells Bitswap and the provider about
 //! them. At most [`BATCHES_IN_FLIGHT`] batches wait between the last two stages, so an add holds
-//! roughly `(BATCHES_IN_FLIGHT + 2) × BATCH_BYTES` of blocks (about 24 MiB) plus the importer's
+//! roughly `(BATCHES_IN_FLIGHT + 2) × BATCH_BYTES` of blocks (about 32 MiB) plus the importer's
 //! open tree levels (one pending link per level: kilobytes), whatever the file's size.
 
 use bytes::Bytes;
@@ -26,9 +26,9 @@ use crate::{Node, NodeError};
 /// Input chunks queued between the reader and the hashing thread.
 pub const INPUT_CHUNKS: usize = 16;
 /// Bytes of blocks per store batch (a durable `put_many`: one flush).
-pub const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_BYTES: usize = 8 << 20;
 /// Batches queued between the hashing thread and the store.
-pub const BATCHES_IN_FLIGHT: usize = 4;
+pub const BATCHES_IN_FLIGHT: usize = 2;
 
 /// One line of `add`'s output: an added file, symlink or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -224,7 +224,8 @@ impl Node {
     ///
     /// # Errors
     /// Before the stream: a path that does not resolve, a directory (`this dag node is a
-    /// directory`), `offset` past the end. In the stream: a block that cannot be read.
+    /// directory`). In the stream: a block that cannot be read. An `offset` past the end
+    /// yields nothing (Kubo's `cat` carries such an offset on to the next file).
     pub async fn cat(
         &self,
         path: &str,
