@@ -178,6 +178,23 @@ async fn pump<T>(
     }
 }
 
+/// Runs a walk's task until it ends or its consumer is gone: once the stream fed by `tx` is
+/// dropped (before its first item too, as when a command's client goes away while the root is
+/// still being fetched), the walk is dropped and its wants withdrawn, whether or not it was
+/// about to send.
+fn spawn_walk<T: Send + 'static>(
+    tx: &mpsc::Sender<Result<T, NodeError>>,
+    walk: impl Future<Output = ()> + Send + 'static,
+) {
+    let watch = tx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = walk => {}
+            () = watch.closed() => {}
+        }
+    });
+}
+
 /// A stream of a walk's items, ending at the first error.
 pub type ResultStream<T> = BoxStream<'static, Result<T, NodeError>>;
 
@@ -240,7 +257,7 @@ impl Node {
         src.walking(root);
         let (head_tx, head_rx) = oneshot::channel();
         let (tx, stream) = channel();
-        tokio::spawn(async move {
+        spawn_walk(&tx.clone(), async move {
             match exporter::cat(&src, &root, offset, length).await {
                 Err(e) => {
                     let _ = head_tx.send(Err(e));
@@ -272,7 +289,7 @@ impl Node {
         let path = path.to_string();
         let (head_tx, head_rx) = oneshot::channel();
         let (tx, stream) = channel();
-        tokio::spawn(async move {
+        spawn_walk(&tx.clone(), async move {
             match cairn_unixfs::tar::get(&src, root, &path, get).await {
                 Err(e) => {
                     let _ = head_tx.send(Err(e));
@@ -305,7 +322,7 @@ impl Node {
         exporter::load(&src, &root).await?;
         let (head_tx, head_rx) = oneshot::channel();
         let (tx, stream) = channel();
-        tokio::spawn(async move {
+        spawn_walk(&tx.clone(), async move {
             match exporter::ls(&src, &root, resolve_kind).await {
                 Err(e) => {
                     let _ = head_tx.send(Err(e));
@@ -334,7 +351,9 @@ impl Node {
             src.walking(root);
         }
         let (tx, stream) = channel();
-        tokio::spawn(async move { pump(cairn_unixfs::refs::refs(&src, roots, refs), &tx).await });
+        spawn_walk(&tx.clone(), async move {
+            pump(cairn_unixfs::refs::refs(&src, roots, refs), &tx).await
+        });
         stream
     }
 
@@ -346,7 +365,9 @@ impl Node {
             src.walking(root);
         }
         let (tx, stream) = channel();
-        tokio::spawn(async move { pump(car::export(&src, roots), &tx).await });
+        spawn_walk(&tx.clone(), async move {
+            pump(car::export(&src, roots), &tx).await
+        });
         stream
     }
 

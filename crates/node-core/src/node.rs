@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_blockstore::{
-    Block, Blockstore, BlockstoreConfig, Cid, GcReport, PinFilter, PinInfo, PinMode,
+    Block, Blockstore, BlockstoreConfig, Cid, GcReport, PinFilter, PinInfo, PinMode, PinState,
 };
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
@@ -901,6 +901,13 @@ impl Node {
     pub async fn unpin(&self, cid: &Cid, recursive: bool) -> Result<(), NodeError> {
         let cid = *cid;
         self.blocking(move |s| s.unpin(&cid, recursive)).await
+    }
+
+    /// How `cid` is pinned: `None` if not at all, else recursively, directly, or indirectly
+    /// (through a recursive pin's DAG).
+    pub async fn pin_state(&self, cid: &Cid) -> Result<Option<PinState>, NodeError> {
+        let cid = *cid;
+        self.blocking(move |s| s.pin_state(&cid)).await
     }
 
     /// Lists pins.

@@ -50,6 +50,18 @@ impl ApiError {
         }
     }
 
+    /// The same error with `prefix` before a command error's message, as Go's
+    /// `fmt.Errorf("pin: %s", err)` wraps one (other kinds are returned as they are).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            ApiError::Command { message, code } => ApiError::Command {
+                message: format!("{prefix}{message}"),
+                code,
+            },
+            other => other,
+        }
+    }
+
     /// A command error with [`ErrorCode::Client`] (HTTP 400).
     pub fn client(message: impl std::fmt::Display) -> Self {
         ApiError::Command {

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod addrs;
+pub mod client_gone;
 mod commands;
 pub mod error;
 pub mod long_uri;

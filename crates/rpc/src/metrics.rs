@@ -53,6 +53,8 @@ pub struct RpcMetrics {
     node: Node,
     requests: Family<RequestLabels, Counter>,
     latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<CommandLabels, Gauge>,
+    clients_gone: Counter,
     /// Blocks served by `block/get`.
     pub block_gets: Counter,
     /// Bytes served by `block/get`.
@@ -80,6 +82,8 @@ impl RpcMetrics {
             node,
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            in_flight: Family::default(),
+            clients_gone: Counter::default(),
             block_gets: Counter::default(),
             block_get_bytes: Counter::default(),
             puts: Mirror::default(),
@@ -102,6 +106,16 @@ impl RpcMetrics {
             "rpc_request_duration_seconds",
             "RPC request latency by command",
             m.latency.clone(),
+        );
+        r.register(
+            "rpc_requests_in_flight",
+            "RPC commands running now, streams included, by command",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "rpc_clients_gone",
+            "RPC requests whose client went away before the answer ended",
+            m.clients_gone.clone(),
         );
         r.register(
             "blockstore_gets",
@@ -171,6 +185,24 @@ impl RpcMetrics {
             .observe(started.elapsed().as_secs_f64());
     }
 
+    /// Counts `command` as running until the returned guard is dropped (when its answer,
+    /// stream included, has ended or been dropped).
+    pub(crate) fn in_flight(&self, command: &str) -> InFlight {
+        let gauge = self
+            .in_flight
+            .get_or_create(&CommandLabels {
+                command: command.to_string(),
+            })
+            .clone();
+        gauge.inc();
+        InFlight(gauge)
+    }
+
+    /// Counts a request whose client went away before its answer ended.
+    pub(crate) fn client_gone(&self) {
+        self.clients_gone.inc();
+    }
+
     /// Reads the node's figures and encodes everything in the Prometheus text format.
     pub async fn encode(&self) -> String {
         if let Ok(store) = self.node.blockstore() {
@@ -211,5 +243,15 @@ impl RpcMetrics {
         out.push_str(&self.node.libp2p_metrics());
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+}
+
+/// One running command, counted in `cairn_rpc_requests_in_flight` until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

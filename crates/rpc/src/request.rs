@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 
 use base64::Engine as _;
 
+use crate::client_gone::ClientGone;
 use crate::error::ApiError;
 
 /// The most a request body may carry (several blocks, a config file, a pubsub message).
@@ -47,6 +48,8 @@ pub struct CommandRequest {
     /// When Kubo's global `timeout` option runs out (it wraps the whole request, as Kubo's
     /// request context does).
     deadline: Option<tokio::time::Instant>,
+    /// Tripped when the client has gone away (see [`crate::client_gone`]).
+    client: ClientGone,
 }
 
 /// The longest `timeout` accepted (Go's `time.Duration` tops out near 292 years; this keeps
@@ -196,6 +199,7 @@ impl CommandRequest {
             body,
             offline: false,
             deadline: None,
+            client: ClientGone::default(),
         };
         // Kubo's global options, parsed before the command runs; a bad value is a plain-text 400
         // as in go-ipfs-cmds' HTTP handler.
@@ -208,6 +212,18 @@ impl CommandRequest {
             }
         };
         Ok(req)
+    }
+
+    /// The request as made by a client whose going away trips `client` (the server sets it from
+    /// the connection; a request made otherwise has a client that never goes).
+    pub fn with_client(mut self, client: ClientGone) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Tripped when this request's client has gone away.
+    pub fn client(&self) -> &ClientGone {
+        &self.client
     }
 
     /// Kubo's global `offline` option.
@@ -371,18 +387,76 @@ pub fn multibase_encode(bytes: &[u8]) -> String {
     )
 }
 
-/// Decodes a pubsub URL argument, which Kubo accepts only as multibase base64url.
+/// Decodes a pubsub topic or message argument as Kubo's `urlArgsDecoder` does: any multibase
+/// string is decoded, then anything but base64url (`u`) is refused. Errors are Kubo's
+/// (HTTP 500, JSON): `URL arg must be multibase encoded: <go-multibase's reason>` for a string
+/// that does not decode, with Go's texts for the bases clients send (`encoding/hex: ...` for
+/// `f`, `illegal base64 data at input byte N` for `u`), and `URL arg must be base64url encoded`
+/// for another base.
 pub fn multibase_decode(arg: &str) -> Result<Vec<u8>, ApiError> {
-    let Some(rest) = arg.strip_prefix('u') else {
-        return Err(if arg.is_empty() {
-            ApiError::bad_request("URL arg must be multibase encoded")
-        } else {
-            ApiError::bad_request("URL arg must be base64url encoded")
-        });
+    use cid::multibase::Base;
+    let undecodable =
+        |reason: String| ApiError::command(format!("URL arg must be multibase encoded: {reason}"));
+    let Some(code) = arg.chars().next() else {
+        return Err(undecodable(
+            "cannot decode multibase for zero length string".into(),
+        ));
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(rest.trim_end_matches('='))
-        .map_err(|_| ApiError::bad_request("URL arg must be base64url encoded"))
+    let base =
+        Base::from_code(code).map_err(|_| undecodable("selected encoding not supported".into()))?;
+    let body = &arg[code.len_utf8()..];
+    match base {
+        Base::Base64Url => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|e| undecodable(go_base64_error(body, e))),
+        Base::Base16Lower | Base::Base16Upper => {
+            go_hex_check(body).map_err(undecodable)?;
+            Err(ApiError::command("URL arg must be base64url encoded"))
+        }
+        _ => match cid::multibase::decode(arg) {
+            Err(e) => Err(undecodable(e.to_string())),
+            Ok(_) => Err(ApiError::command("URL arg must be base64url encoded")),
+        },
+    }
+}
+
+/// Go's `base64.RawURLEncoding` error for `body`: `illegal base64 data at input byte N`.
+fn go_base64_error(body: &str, e: base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+        base64::DecodeError::InvalidLength(n) => n,
+        base64::DecodeError::InvalidPadding => body.find('=').unwrap_or(body.len()),
+    };
+    format!("illegal base64 data at input byte {at}")
+}
+
+/// Go's `hex.DecodeString` check: the first byte that is not hex (`encoding/hex: invalid byte:
+/// U+006F 'o'`), else an odd length.
+fn go_hex_check(body: &str) -> Result<(), String> {
+    let bytes = body.as_bytes();
+    let pairs = bytes.len() / 2 * 2;
+    // Go prints the byte as a rune with `%#U`: quoted only when `strconv.IsPrint`.
+    let bad = |b: u8| {
+        let c = char::from(b);
+        let printable = !c.is_control() && (b == b' ' || !c.is_whitespace()) && b != 0xAD;
+        if printable {
+            format!("encoding/hex: invalid byte: U+{b:04X} '{c}'")
+        } else {
+            format!("encoding/hex: invalid byte: U+{b:04X}")
+        }
+    };
+    if let Some(&b) = bytes[..pairs].iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(bad(b));
+    }
+    if pairs < bytes.len() {
+        let last = bytes[pairs];
+        return Err(if last.is_ascii_hexdigit() {
+            "encoding/hex: odd length hex string".into()
+        } else {
+            bad(last)
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_gone::ClientGone;
 use crate::commands;
 use crate::error::{ApiError, text_response};
 use crate::metrics::RpcMetrics;
@@ -145,6 +146,11 @@ async fn metrics_handler(State(state): State<ApiState>) -> Response {
 async fn api(State(state): State<ApiState>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    let gone = parts
+        .extensions
+        .get::<ClientGone>()
+        .cloned()
+        .unwrap_or_default();
     let path = parts.uri.path().to_string();
     let security = &state.inner.security;
     // 1. Authorizations, before anything else (even an OPTIONS preflight needs them).
@@ -187,8 +193,19 @@ async fn api(State(state): State<ApiState>, request: Request) -> Response {
                 // A query too long for hyper's URI arrives in a header (see `long_uri`).
                 let query = crate::long_uri::query(&parts.headers, parts.uri.query());
                 let trailers = accepts_trailers(&parts.headers);
+                // Only known names become metric labels: a client cannot grow the registry.
+                let label = if commands::COMMANDS.contains(&command.as_str()) {
+                    command.as_str()
+                } else {
+                    "(unknown)"
+                };
+                let running = Running {
+                    _in_flight: state.inner.metrics.in_flight(label),
+                    client: gone.clone(),
+                    state: state.clone(),
+                };
                 match CommandRequest::new(&command, query, content_type, body) {
-                    Ok(req) => match commands::run(&state, req).await {
+                    Ok(req) => match commands::run(&state, req.with_client(gone), running).await {
                         Ok(output) => output.into_response_for(trailers),
                         Err(e) => error_response(e),
                     },
@@ -217,6 +234,22 @@ async fn api(State(state): State<ApiState>, request: Request) -> Response {
         .metrics
         .record(label, response.status(), started);
     response
+}
+
+/// Held while a command and its answer run: the in-flight gauge, and on drop a count of the
+/// requests whose client went away meanwhile.
+struct Running {
+    _in_flight: crate::metrics::InFlight,
+    client: ClientGone,
+    state: ApiState,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.client.is_gone() {
+            self.state.inner.metrics.client_gone();
+        }
+    }
 }
 
 fn error_response(e: ApiError) -> Response {
@@ -268,8 +301,22 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY: {e}");
         }
+        // The client's going away is noticed at once, not at the next failed write.
+        let (gone, watch) = match crate::client_gone::watch(&tcp) {
+            Ok((gone, guard)) => (gone, Some(guard)),
+            Err(e) => {
+                tracing::debug!("RPC connection served without a close watch: {e}");
+                (ClientGone::default(), None)
+            }
+        };
         let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(gone.clone());
+                request
+            },
+        ));
         let conn = graceful.watch(
             builder
                 .serve_connection_with_upgrades(io, service)
@@ -279,6 +326,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!("RPC connection: {e}");
             }
+            drop(watch);
         });
     }
     drop(listener);

@@ -531,9 +531,25 @@ pub fn parse_path(path: &str) -> Result<(Cid, Vec<String>), UnixfsError> {
     let first = segs
         .next()
         .ok_or_else(|| UnixfsError::InvalidArgument(format!("invalid path {path:?}")))?;
-    let cid = Cid::try_from(first)
-        .map_err(|e| UnixfsError::InvalidArgument(format!("invalid path {path:?}: {e}")))?;
+    let cid = Cid::try_from(first).map_err(|e| {
+        UnixfsError::InvalidArgument(format!("invalid path {path:?}: {}", cid_error(first, e)))
+    })?;
     Ok((cid, segs.map(str::to_string).collect()))
+}
+
+/// Why `text` is not a CID, worded as go-cid words it (`invalid cid: <reason>`), with
+/// go-multibase's `selected encoding not supported` for an unknown multibase prefix (aioipfs
+/// matches that ending).
+fn cid_error(text: &str, e: cid::Error) -> String {
+    let v0 = text.len() == 46 && text.starts_with("Qm");
+    let known_base = text
+        .chars()
+        .next()
+        .is_some_and(|c| cid::multibase::Base::from_code(c).is_ok());
+    if !v0 && !known_base {
+        return "invalid cid: selected encoding not supported".into();
+    }
+    format!("invalid cid: {e}")
 }
 
 /// Walks `segments` from `root`: dag-pb by link name (UnixFS directories, HAMT shards by

@@ -81,7 +81,7 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     // whole DAG (IPFS Cluster's `BlockStream` sends every block of an import in one body) in the
     // memory of one part.
     let (tx, rx) = mpsc::channel::<Result<Value, ApiError>>(16);
-    tokio::spawn(async move {
+    super::spawn_producer(tx, |tx| async move {
         let mut any = false;
         loop {
             let field = match multipart.next_field().await {

@@ -377,7 +377,7 @@ pub(crate) async fn add(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
         return Err(ApiError::bad_request("file argument 'path' is required"));
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(64);
-    tokio::spawn(async move {
+    super::spawn_producer(tx, |tx| async move {
         let run = async {
             let mut any = false;
             while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {

@@ -17,9 +17,12 @@ mod unixfs;
 
 use cairn_blockstore::Cid;
 use cairn_bootstrap::BootstrapPhase;
+use futures::FutureExt;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
+use crate::client_gone::{ClientGone, GONE_GRACE};
 use crate::error::ApiError;
 use crate::request::CommandRequest;
 use crate::response::Output;
@@ -76,6 +79,14 @@ pub const COMMANDS: &[&str] = &[
     "add",
     "cat",
     "refs",
+    "refs/local",
+    "get",
+    "ls",
+    "dag/get",
+    "dag/put",
+    "dag/stat",
+    "dag/resolve",
+    "dag/import",
     "dag/export",
     "bitswap/stat",
     "bitswap/wantlist",
@@ -90,19 +101,66 @@ pub const COMMANDS: &[&str] = &[
 /// Kubo's text when the `timeout` option runs out (Go's `context.DeadlineExceeded`).
 pub(crate) const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
-/// Runs one command under Kubo's global `timeout`: like Kubo's request context, the deadline
-/// covers the command and whatever it streams afterwards (an NDJSON or raw stream still running
-/// at the deadline ends with the error in the `X-Stream-Error` trailer).
-pub(crate) async fn run(state: &ApiState, req: CommandRequest) -> Result<Output, ApiError> {
-    let Some(deadline) = req.deadline() else {
-        return dispatch(state, req).await;
+/// Kubo's `coreiface.ErrOffline`: what its swarm commands answer when the request's `offline`
+/// option takes the network away (Kubo's offline core API has no peer host).
+pub(crate) const ERR_OFFLINE: &str =
+    "this action must be run in online mode, try running 'ipfs daemon' first";
+
+/// The commands that read the swarm's state and answer [`ERR_OFFLINE`] outright under
+/// `offline=true`, as Kubo's do (`swarm/connect` and `swarm/disconnect` say it per peer).
+const SWARM_STATE: &[&str] = &[
+    "swarm/peers",
+    "swarm/addrs",
+    "swarm/addrs/local",
+    "swarm/addrs/listen",
+];
+
+/// Kubo's `ErrNotOnline`: what its routing commands and `ping` answer on a node without a
+/// network.
+pub(crate) const ERR_NOT_ONLINE: &str =
+    "this command must be run in online mode. Try running 'ipfs daemon' first";
+
+/// Commands that do nothing but reach the network: under `offline=true` they fail at once
+/// with [`ERR_NOT_ONLINE`] instead of querying the DHT or dialling. (Kubo, on a running daemon,
+/// ignores `offline` for these and goes to the network anyway; a client that asks for offline
+/// means it, so cairn fails fast with the text Kubo gives when it has no network.)
+const NETWORK_ONLY: &[&str] = &[
+    "routing/findprovs",
+    "routing/findpeer",
+    "routing/provide",
+    "dht/findprovs",
+    "dht/findpeer",
+    "dht/provide",
+    "ping",
+    "bitswap/reprovide",
+];
+
+/// Go's `context.Canceled`: how a command whose client went away ends.
+pub(crate) const CANCELED: &str = "context canceled";
+
+/// Runs one command under Kubo's request context: the global `timeout` and the client's
+/// presence. Like Kubo's context, both cover the command and whatever it streams afterwards
+/// (an NDJSON or raw stream still running at the deadline ends with the error in the
+/// `X-Stream-Error` trailer). A command whose client has gone away is dropped, releasing what
+/// it holds (a subscription, a want, a provider query), [`GONE_GRACE`] later: a client that
+/// only half-closed still gets the answer of a command that finishes within that.
+///
+/// `hold` lives as long as the command and its stream (the in-flight metric's guard).
+pub(crate) async fn run(
+    state: &ApiState,
+    req: CommandRequest,
+    hold: impl Send + 'static,
+) -> Result<Output, ApiError> {
+    let deadline = req.deadline();
+    let client = req.client().clone();
+    let output = tokio::select! {
+        biased;
+        output = dispatch(state, req) => output?,
+        e = stop_at(deadline, client.clone()) => return Err(e),
     };
-    let expired = || ApiError::command(DEADLINE_EXCEEDED);
-    let output = tokio::time::timeout_at(deadline, dispatch(state, req))
-        .await
-        .map_err(|_| expired())??;
+    let stop = || stop_at(deadline, client.clone()).boxed();
     Ok(match output {
-        Output::Stream(s) => Output::Stream(until(s, deadline)),
+        Output::Stream(s) => Output::Stream(until(s, stop(), hold)),
         Output::Raw {
             content_type,
             length,
@@ -110,33 +168,78 @@ pub(crate) async fn run(state: &ApiState, req: CommandRequest) -> Result<Output,
         } => Output::Raw {
             content_type,
             length,
-            body: until(body, deadline),
+            body: until(body, stop(), hold),
         },
         done => done,
     })
 }
 
-/// A stream that ends with [`DEADLINE_EXCEEDED`] at `deadline` (dropping, and so cancelling,
-/// what produces it).
+/// When a command must stop, and with what error: at the `timeout` deadline, or
+/// [`GONE_GRACE`] after its client went away, whichever comes first.
+async fn stop_at(deadline: Option<tokio::time::Instant>, client: ClientGone) -> ApiError {
+    let expiry = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let gone = async {
+        client.gone().await;
+        tokio::time::sleep(GONE_GRACE).await;
+    };
+    tokio::select! {
+        () = expiry => ApiError::command(DEADLINE_EXCEEDED),
+        () = gone => ApiError::command(CANCELED),
+    }
+}
+
+/// A stream that ends with `stop`'s error once `stop` resolves (dropping, and so cancelling,
+/// what produces it), holding `hold` until it ends or is dropped.
 fn until<T: Send + 'static>(
     stream: BoxStream<'static, Result<T, ApiError>>,
-    deadline: tokio::time::Instant,
+    stop: BoxFuture<'static, ApiError>,
+    hold: impl Send + 'static,
 ) -> BoxStream<'static, Result<T, ApiError>> {
-    let start = Some((stream, Box::pin(tokio::time::sleep_until(deadline))));
-    futures::stream::unfold(start, |state| async move {
-        let (mut stream, mut expiry) = state?;
+    futures::stream::unfold(Some((stream, stop, hold)), |state| async move {
+        let (mut stream, mut stop, hold) = state?;
         tokio::select! {
             biased;
-            item = stream.next() => item.map(|i| (i, Some((stream, expiry)))),
-            () = &mut expiry => Some((Err(ApiError::command(DEADLINE_EXCEEDED)), None)),
+            item = stream.next() => item.map(|i| (i, Some((stream, stop, hold)))),
+            e = &mut stop => Some((Err(e), None)),
         }
     })
     .boxed()
 }
 
+/// Spawns the task that produces a streamed answer into `tx`, and drops it (cancelling its
+/// work: a fetch, a query, an import) as soon as nobody receives any more, whether or not it
+/// is about to send: the client went away or the deadline passed.
+pub(crate) fn spawn_producer<T, F>(
+    tx: tokio::sync::mpsc::Sender<T>,
+    work: impl FnOnce(tokio::sync::mpsc::Sender<T>) -> F,
+) where
+    T: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let watch = tx.clone();
+    let work = work(tx);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = work => {}
+            () = watch.closed() => {}
+        }
+    });
+}
+
 /// Runs one command.
 async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, ApiError> {
     let s = state;
+    if req.offline() && SWARM_STATE.contains(&req.command.as_str()) {
+        return Err(ApiError::command(ERR_OFFLINE));
+    }
+    if req.offline() && NETWORK_ONLY.contains(&req.command.as_str()) {
+        return Err(ApiError::command(ERR_NOT_ONLINE));
+    }
     match req.command.as_str() {
         "id" => basic::id(s, &req).await,
         "version" => basic::version(&req),
@@ -217,6 +320,45 @@ pub(crate) async fn stream_from_first(
     }
 }
 
+/// A path argument (`<cid>`, `/ipfs/<cid>`, `/ipfs/<cid>/a/b`) resolved to the CID it names, as
+/// Kubo's `ResolvePath`: a bare CID is used as it is (nothing fetched), a path is walked with
+/// `opts` (Kubo's `no link named "x" under <cid>` for a missing name).
+pub(crate) async fn resolve_arg(
+    state: &ApiState,
+    arg: &str,
+    opts: cairn_node_core::FetchOptions,
+) -> Result<Cid, ApiError> {
+    if let Ok(cid) = parse_cid_arg(arg) {
+        return Ok(cid);
+    }
+    let resolved = state
+        .inner
+        .node
+        .resolve(arg, opts)
+        .await
+        .map_err(dag::fetch_error)?;
+    match resolved.remainder.first() {
+        None => Ok(resolved.cid),
+        Some(name) => Err(ApiError::command(format!(
+            "no link named {name:?} under {}",
+            resolved.cid
+        ))),
+    }
+}
+
+/// [`resolve_arg`] for each argument, in order.
+pub(crate) async fn resolve_args(
+    state: &ApiState,
+    args: &[String],
+    opts: cairn_node_core::FetchOptions,
+) -> Result<Vec<Cid>, ApiError> {
+    let mut cids = Vec::with_capacity(args.len());
+    for arg in args {
+        cids.push(resolve_arg(state, arg, opts).await?);
+    }
+    Ok(cids)
+}
+
 /// A CID argument: a CID, or an `/ipfs/<cid>` path (sub-paths need UnixFS, which cairn lacks).
 pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid, ApiError> {
     let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);
@@ -294,5 +436,27 @@ mod tests {
         );
         assert!(multibase_decode("topic").is_err());
         assert!(multibase_decode("u!!").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests_listing {
+    /// Every name `dispatch` answers is in [`super::COMMANDS`] (metrics label by it, and the
+    /// security and bad-input tests walk it), and nothing else is.
+    #[test]
+    fn commands_lists_every_dispatched_name() {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("async fn dispatch").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let mut arms: Vec<&str> = body
+            .lines()
+            .filter(|l| l.contains("=>") && l.trim_start().starts_with('"'))
+            .flat_map(|l| l.split("=>").next().unwrap().split('|'))
+            .map(|name| name.trim().trim_matches('"'))
+            .collect();
+        arms.sort_unstable();
+        let mut listed = super::COMMANDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(arms, listed);
     }
 }

@@ -72,6 +72,12 @@ pub(crate) async fn connect(state: &ApiState, req: &CommandRequest) -> Result<Ou
     let mut lines = Vec::new();
     for arg in req.args_required("address")? {
         let (addr, peer) = peer_address(arg)?;
+        if req.offline() {
+            return Err(ApiError::command(format!(
+                "connect {peer} failure: {}",
+                super::ERR_OFFLINE
+            )));
+        }
         match state.inner.node.connect(addr).await {
             Ok(_) => lines.push(format!("connect {peer} success")),
             Err(e) => return Err(ApiError::command(format!("connect {peer} failure: {e}"))),
@@ -84,6 +90,10 @@ pub(crate) async fn disconnect(state: &ApiState, req: &CommandRequest) -> Result
     let mut lines = Vec::new();
     for arg in req.args_required("address")? {
         let (_, peer) = peer_address(arg)?;
+        if req.offline() {
+            lines.push(format!("disconnect {peer} failure: {}", super::ERR_OFFLINE));
+            continue;
+        }
         lines.push(match state.inner.node.disconnect(peer).await {
             Ok(()) => format!("disconnect {peer} success"),
             Err(e) => format!("disconnect {peer} failure: {e}"),

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::dag::fetch_error;
-use super::parse_cid_arg;
 use crate::error::ApiError;
 use crate::request::{CommandRequest, fetch_options_for};
 use crate::response::Output;
@@ -53,8 +52,32 @@ struct PinJob {
 
 impl PinJob {
     /// Fetches what is missing (the whole DAG for a recursive pin, the root for a direct one),
-    /// then pins; returns the pinned CIDs.
+    /// then pins; returns the pinned CIDs. Errors carry Kubo's `pin: ` prefix (its core API
+    /// wraps every pin error so), the deadline's included: js-kubo-rpc-client looks for
+    /// `context deadline exceeded` inside the message.
     async fn run(self, progress: &Progress) -> Result<Vec<String>, ApiError> {
+        let deadline = self.deadline;
+        let work = self.run_unprefixed(progress);
+        let outcome = match deadline {
+            Some(d) => tokio::time::timeout_at(d, work)
+                .await
+                .unwrap_or_else(|_| Err(ApiError::command(super::DEADLINE_EXCEEDED))),
+            None => work.await,
+        };
+        outcome.map_err(|e| e.prefixed("pin: "))
+    }
+
+    async fn run_unprefixed(self, progress: &Progress) -> Result<Vec<String>, ApiError> {
+        if self.mode == PinMode::Direct {
+            // boxo's pinner refuses a direct pin over a recursive one.
+            for cid in &self.cids {
+                if self.node.pin_state(cid).await? == Some(PinState::Recursive) {
+                    return Err(ApiError::command(format!(
+                        "{cid} already pinned recursively"
+                    )));
+                }
+            }
+        }
         for cid in &self.cids {
             let opts = fetch_options_for(self.offline, self.deadline);
             if self.mode == PinMode::Recursive {
@@ -95,11 +118,9 @@ pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output
     let recursive = req.flag(&["recursive", "r"], true)?;
     let progress = req.flag(&["progress"], false)?;
     let name = req.opt(&["name", "n"])?.unwrap_or("").to_string();
-    let cids = req
-        .args_required("ipfs-path")?
-        .iter()
-        .map(|a| parse_cid_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let cids = super::resolve_args(state, req.args_required("ipfs-path")?, req.fetch_options())
+        .await
+        .map_err(|e| e.prefixed("pin: "))?;
     let job = PinJob {
         node: state.inner.node.clone(),
         cids,
@@ -117,7 +138,7 @@ pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output
         return Ok(Output::Once(json!({ "Pins": pins })));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(16);
-    tokio::spawn(async move {
+    super::spawn_producer(tx, |tx| async move {
         let progress = Progress::default();
         let work = job.run(&progress);
         tokio::pin!(work);
@@ -155,11 +176,8 @@ pub(crate) async fn add(state: &ApiState, req: &CommandRequest) -> Result<Output
 
 pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let recursive = req.flag(&["recursive", "r"], true)?;
-    let cids = req
-        .args_required("ipfs-path")?
-        .iter()
-        .map(|a| parse_cid_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let cids =
+        super::resolve_args(state, req.args_required("ipfs-path")?, req.fetch_options()).await?;
     for c in &cids {
         state.inner.node.unpin(c, recursive).await?;
     }
@@ -222,7 +240,7 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
         );
     } else {
         for arg in &req.args {
-            let cid = parse_cid_arg(arg)?;
+            let cid = super::resolve_arg(state, arg, req.fetch_options()).await?;
             let store = store.clone();
             let state_of = tokio::task::spawn_blocking(move || store.pin_state(&cid))
                 .await

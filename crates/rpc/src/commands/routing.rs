@@ -131,7 +131,7 @@ fn async_stream(
     count: u32,
 ) -> futures::stream::BoxStream<'static, Result<Value, ApiError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
+    super::spawn_producer(tx, |tx| async move {
         let send = |v: Value| {
             let tx = tx.clone();
             async move { tx.send(Ok(v)).await.is_ok() }
