@@ -223,14 +223,15 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     let mut api_addr = None;
     for listener in listeners {
         let local = listener.local_addr()?;
-        let router = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
+        let (router, options) = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
             .port(local.port())
-            .build();
-        servers.push(tokio::spawn(cairn::rpc::serve(
+            .build_server()?;
+        servers.push(tokio::spawn(cairn::rpc::serve_with(
             listener,
             router,
             token.clone(),
+            options,
         )));
         out!("RPC API server listening on {}", multiaddr_of(local));
         api_addr.get_or_insert(local);

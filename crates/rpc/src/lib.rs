@@ -20,9 +20,11 @@
 //! ```
 
 pub mod addrs;
+pub mod audit;
 pub mod client_gone;
 mod commands;
 pub mod error;
+pub mod limits;
 pub mod long_uri;
 mod metrics;
 pub mod request;
@@ -32,4 +34,5 @@ mod server;
 
 pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
-pub use server::{ApiBuilder, ApiState, serve};
+pub use limits::{Limits, ServeOptions};
+pub use server::{ApiBuilder, ApiState, BuildError, serve, serve_with};

@@ -375,6 +375,11 @@ pub fn multipart_error(e: multer::Error) -> ApiError {
         multer::Error::FieldSizeExceeded { limit, .. } => {
             ApiError::client(format!("a multipart part is over the {limit}-byte limit"))
         }
+        // The body itself failed (the client went away, or stalled past `BodyReadTimeout`):
+        // say why, not just that it failed.
+        multer::Error::StreamReadFailed(source) => {
+            ApiError::client(format!("failed to read the request body: {source}"))
+        }
         other => ApiError::client(format!("malformed multipart body: {other}")),
     }
 }

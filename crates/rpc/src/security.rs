@@ -19,6 +19,8 @@ pub const ACCESS_DENIED: &str = "Kubo RPC Access Denied: Please provide a valid 
 pub struct Security {
     /// Accepted `Authorization` header values and the path prefixes each may call.
     auth: Vec<(String, Vec<String>)>,
+    /// Accepted `Authorization` header values and the name of their `API.Authorizations` entry.
+    users: Vec<(String, String)>,
     /// Whether any authorization is configured (then every request needs one).
     auth_enabled: bool,
     /// Origins a browser may call from (`*` for any).
@@ -57,6 +59,10 @@ impl Security {
             .values()
             .filter_map(|a| header_for_secret(&a.auth_secret).map(|h| (h, a.allowed_paths.clone())))
             .collect();
+        let users = authorizations
+            .iter()
+            .filter_map(|(name, a)| header_for_secret(&a.auth_secret).map(|h| (h, name.clone())))
+            .collect();
         let mut origins: Vec<String> = http_headers
             .get("Access-Control-Allow-Origin")
             .cloned()
@@ -81,6 +87,7 @@ impl Security {
         Security {
             auth_enabled: !authorizations.is_empty(),
             auth,
+            users,
             origins,
             headers,
             allow_methods: http_headers
@@ -115,6 +122,16 @@ impl Security {
 
     fn origin_allowed(&self, origin: &str) -> bool {
         self.origins.iter().any(|o| o == "*" || o == origin)
+    }
+
+    /// The `API.Authorizations` entry whose secret the request presents, by name (for the audit
+    /// log); `None` without one.
+    pub fn user(&self, headers: &HeaderMap) -> Option<&str> {
+        let given = headers.get("authorization")?.to_str().ok()?;
+        self.users
+            .iter()
+            .find(|(expected, _)| expected == given)
+            .map(|(_, name)| name.as_str())
     }
 
     /// The cross-site checks: `None` to go on, or `403 - Forbidden`.

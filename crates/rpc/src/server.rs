@@ -16,13 +16,31 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditLog;
 use crate::client_gone::ClientGone;
 use crate::commands;
 use crate::error::{ApiError, text_response};
+use crate::limits::{BodyLimit, LimitCounters, Limits, LimitsError, ServeOptions};
 use crate::metrics::RpcMetrics;
 use crate::request::CommandRequest;
 use crate::response::{accepts_trailers, preamble};
 use crate::security::Security;
+
+/// Why [`ApiBuilder::build_server`] could not build the RPC.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `Cairn.Limits` is malformed.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    /// `Cairn.AuditLog` is malformed or its file cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// The client's address, as a request extension (for the audit log).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RemoteAddr(pub std::net::SocketAddr);
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -42,6 +60,8 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     /// When the API started (for `stats/bw` rates).
     pub started: Instant,
+    /// The audit log, if the config's `Cairn.AuditLog` asks for one.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 /// Builds the RPC for a node.
@@ -93,8 +113,45 @@ impl ApiBuilder {
         self
     }
 
-    /// The axum router.
+    /// The axum router, served with the default [`ServeOptions`] (see [`ApiBuilder::build_server`]
+    /// for the config's `Cairn.Limits`).
+    ///
+    /// This router has no audit log.
     pub fn build(self) -> Router {
+        self.build_with(LimitCounters::default(), None)
+    }
+
+    /// The axum router and how to serve it: the listener limits set in the config's
+    /// `Cairn.Limits` (see [`crate::limits`]), whose triggers are counted in this RPC's metrics.
+    /// Serve with [`serve_with`].
+    ///
+    /// With `Cairn.AuditLog` set, every call is written to the audit log (see [`crate::audit`]).
+    ///
+    /// # Errors
+    /// A malformed `Cairn.Limits` or `Cairn.AuditLog`, or an audit log file that cannot be
+    /// opened.
+    pub fn build_server(self) -> Result<(Router, ServeOptions), BuildError> {
+        let limits = Limits::from_config(&self.config)?;
+        let audit = AuditLog::from_config(&self.config, self.repo_path.as_deref())?;
+        let counters = LimitCounters::default();
+        let router = self.build_with(counters.clone(), audit);
+        Ok((
+            router,
+            ServeOptions {
+                name: "api",
+                limits,
+                counters,
+            },
+        ))
+    }
+
+    fn build_with(mut self, counters: LimitCounters, audit: Option<AuditLog>) -> Router {
+        let mut registry = self.registry.take().unwrap_or_default();
+        counters.register(&mut registry);
+        if let Some(log) = &audit {
+            log.register(&mut registry);
+        }
+        self.registry = Some(registry);
         let security = Security::new(
             self.port,
             &self.config.api.authorizations,
@@ -114,6 +171,7 @@ impl ApiBuilder {
                 metrics,
                 shutdown,
                 started: Instant::now(),
+                audit,
             }),
         };
         Router::new()
@@ -142,10 +200,44 @@ async fn metrics_handler(State(state): State<ApiState>) -> Response {
     r
 }
 
-/// Kubo's chain for `/api/v0/<command>`.
+/// Kubo's chain for `/api/v0/<command>`, with the call written to the audit log (when there is
+/// one) once its answer has ended.
 async fn api(State(state): State<ApiState>, request: Request) -> Response {
+    let Some(log) = state.inner.audit.clone() else {
+        return api_chain(state, request).await;
+    };
+    let call = crate::audit::Call {
+        remote: request.extensions().get::<RemoteAddr>().map(|r| r.0),
+        user: state
+            .inner
+            .security
+            .user(request.headers())
+            .map(str::to_string),
+        command: request
+            .uri()
+            .path()
+            .trim_start_matches("/api/v0/")
+            .trim_end_matches('/')
+            .to_string(),
+        query: crate::long_uri::query(request.headers(), request.uri().query())
+            .and_then(|q| crate::request::parse_query(q).ok())
+            .unwrap_or_default(),
+        started: Instant::now(),
+    };
+    let response = api_chain(state, request).await;
+    let status = response.status().as_u16();
+    response
+        .map(|body| axum::body::Body::new(crate::audit::AuditedBody::new(body, log, call, status)))
+}
+
+/// Kubo's chain for `/api/v0/<command>`.
+async fn api_chain(state: ApiState, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    let body = match parts.extensions.get::<BodyLimit>() {
+        Some(limit) => limit.clone().apply(body),
+        None => body,
+    };
     let gone = parts
         .extensions
         .get::<ClientGone>()
@@ -273,14 +365,60 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with the given limits (see [`crate::limits`]): a request head (or an idle
+/// keep-alive connection) is cut after `HeaderReadTimeout`, an upload that stalls after
+/// `BodyReadTimeout`, and at `MaxConnections` the listener stops accepting until a connection
+/// ends. Each trigger is counted under `options.name`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    let ServeOptions {
+        name,
+        limits,
+        counters,
+    } = options;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .max_buf_size(crate::long_uri::MAX_HEAD)
-        .half_close(true);
+        .half_close(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = limits
+        .max_connections
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    let body_limit = limits.body_read_timeout.map(|timeout| BodyLimit {
+        timeout,
+        listener: name,
+        counters: counters.clone(),
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (tcp, _) = tokio::select! {
+        // A free connection slot first: at the cap, new clients wait in the kernel's backlog.
+        let slot = match &slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    counters.hit(name, "connections");
+                    tracing::warn!(
+                        listener = name,
+                        "at its connection cap; accepting again when one ends"
+                    );
+                    tokio::select! {
+                        slot = slots.clone().acquire_owned() => Some(slot.expect("never closed")),
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            },
+        };
+        let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) if is_connection_error(&e) => continue,
@@ -310,10 +448,18 @@ pub async fn serve(
             }
         };
         let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
+        let body_limit = body_limit.clone();
+        let first_request = CancellationToken::new();
+        let started = first_request.clone();
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: hyper::Request<hyper::body::Incoming>| {
+                started.cancel();
                 request.extensions_mut().insert(gone.clone());
+                request.extensions_mut().insert(RemoteAddr(remote));
+                if let Some(limit) = &body_limit {
+                    request.extensions_mut().insert(limit.clone());
+                }
                 request
             },
         ));
@@ -322,11 +468,42 @@ pub async fn serve(
                 .serve_connection_with_upgrades(io, service)
                 .into_owned(),
         );
+        let counters = counters.clone();
+        let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            // hyper's own header timer starts only once it has a request's first bytes (and
+            // `LongUriIo` holds a head back until it is whole), so the first head is timed
+            // here; later ones, and idle keep-alive time, by hyper.
+            let first_head = async {
+                match header_timeout {
+                    Some(t) => {
+                        tokio::time::sleep(t).await;
+                        if first_request.is_cancelled() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = &mut conn => outcome,
+                () = first_head => {
+                    counters.hit(name, "header_timeout");
+                    return;
+                }
+            };
+            if let Err(e) = outcome {
+                let timed_out = e
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout);
+                if timed_out {
+                    counters.hit(name, "header_timeout");
+                }
                 tracing::debug!("RPC connection: {e}");
             }
             drop(watch);
+            drop(slot);
         });
     }
     drop(listener);
