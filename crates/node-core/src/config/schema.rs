@@ -880,13 +880,12 @@ mod tests {
                 .to_string(),
             "Gateway.PublicGateways.example.com not found"
         );
-        assert_eq!(
+        assert!(
             lookup("Routing.Routers.r1.Parameters.Endpoint")
                 .unwrap()
-                .inside_any,
-            true
+                .inside_any
         );
-        assert!(lookup("Datastore.Spec.mounts").unwrap().inside_any == false);
+        assert!(!lookup("Datastore.Spec.mounts").unwrap().inside_any);
         assert!(lookup("Datastore.Spec.mounts.x.y").unwrap().inside_any);
         assert_eq!(lookup("Cairn.Anything.Here").unwrap().spec.path, "Cairn");
         assert!(lookup("Datastore.Sync").unwrap().spec.cairn_only);
