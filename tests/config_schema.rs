@@ -261,3 +261,25 @@ fn daemon_refuses_a_known_key_of_the_wrong_type() {
         "{err}"
     );
 }
+
+#[test]
+fn kubo_default_listen_addresses_of_missing_transports_are_skipped() {
+    // `config profile apply default-networking` writes Kubo's /webrtc-direct and /webtransport
+    // addresses; cairn has neither transport and must still start on the others.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    init_repo(repo);
+    ok(
+        repo,
+        &[
+            "config",
+            "--json",
+            "Addresses.Swarm",
+            r#"["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/webrtc-direct",
+                "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"]"#,
+        ],
+    );
+    let mut d = Daemon::start(repo);
+    assert!(d.alive());
+    d.kill();
+}
