@@ -424,6 +424,20 @@ impl Config {
         serde_json::to_value(self).expect("config serialises")
     }
 
+    /// The `Bootstrap` entries to dial, with Kubo 0.37+'s `"auto"` placeholder (written by Kubo's
+    /// `init` and the `default-networking`/`autoconf-on` profiles) replaced by Kubo's public
+    /// default list: cairn has no AutoConf client, and the default list is what AutoConf serves
+    /// for mainnet.
+    pub fn bootstrap_entries(&self) -> Vec<&str> {
+        self.bootstrap
+            .iter()
+            .flat_map(|e| match e.as_str() {
+                "auto" => DEFAULT_BOOTSTRAP.to_vec(),
+                other => vec![other],
+            })
+            .collect()
+    }
+
     /// Whether pubsub is on.
     pub fn pubsub_enabled(&self) -> bool {
         self.pubsub.enabled.unwrap_or(false)
@@ -510,6 +524,19 @@ mod tests {
         assert!(
             err.to_string().starts_with("malformed config /r/config"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn auto_bootstrap_is_kubos_default_list() {
+        let mut c = Config::with_identity(Identity::default());
+        c.bootstrap = vec!["auto".into(), "/ip4/1.2.3.4/tcp/4001/p2p/x".into()];
+        let entries = c.bootstrap_entries();
+        assert_eq!(entries.len(), DEFAULT_BOOTSTRAP.len() + 1);
+        assert_eq!(entries[..DEFAULT_BOOTSTRAP.len()], *DEFAULT_BOOTSTRAP);
+        assert_eq!(
+            entries[DEFAULT_BOOTSTRAP.len()],
+            "/ip4/1.2.3.4/tcp/4001/p2p/x"
         );
     }
 

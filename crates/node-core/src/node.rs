@@ -257,7 +257,8 @@ impl NodeBuilder {
             }
             None => {
                 // A bad entry in the config is logged and skipped: the node runs with the rest.
-                let (list, errors) = BootstrapList::parse_lenient(&config.bootstrap);
+                let entries = config.bootstrap_entries();
+                let (list, errors) = BootstrapList::parse_lenient(&entries);
                 for e in errors {
                     tracing::error!("config Bootstrap: {e}");
                 }
