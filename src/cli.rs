@@ -110,18 +110,24 @@ pub enum Command {
     /// The repo.
     #[command(subcommand)]
     Repo(RepoCmd),
-    /// Show or change the config: `config show`, `config KEY`, `config KEY VALUE`.
+    /// Show or change the config: `config show`, `config KEY`, `config KEY VALUE`,
+    /// `config profile apply NAME [--dry-run]`. Keys are Kubo's (unknown keys are refused).
     Config {
-        /// `show`, or a key such as `Addresses.API`.
+        /// `show`, `profile`, or a key such as `Addresses.API`.
         key: String,
-        /// The value to set.
+        /// The value to set (`apply` after `profile`).
         value: Option<String>,
+        /// The profile name, after `profile apply`.
+        profile: Option<String>,
         /// Parse the value as JSON.
         #[arg(long)]
         json: bool,
         /// Parse the value as a boolean.
         #[arg(long)]
         bool: bool,
+        /// With `profile apply`: show the old and new config without changing it.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Add files and directories (`-r`) to the node, as `ipfs add` does: prints
     /// `added <cid> <name>` per entry (a progress bar on a terminal).

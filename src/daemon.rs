@@ -180,6 +180,7 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
         );
     }
     let mut config = cairn::node::repo::read_config(&repo)?;
+    report_config(&config)?;
     if args.enable_pubsub_experiment {
         config.pubsub.enabled = Some(true);
     }
@@ -340,4 +341,23 @@ fn write_api_file(repo: &Path, multiaddr: &str) -> anyhow::Result<()> {
 
 fn remove_api_file(repo: &Path) {
     let _ = std::fs::remove_file(repo.join("api"));
+}
+
+/// Checks the config against Kubo's schema at start-up, as Kubo decodes its config: a known key
+/// holding the wrong type stops the start (Kubo: `failure to decode config`). Keys Kubo does not
+/// know (Kubo ignores them when loading) and keys cairn stores but does not act on are each
+/// reported once, as a warning.
+fn report_config(config: &cairn::node::Config) -> anyhow::Result<()> {
+    let report = cairn::node::config::edit::report(config)
+        .map_err(|e| anyhow::anyhow!("failure to decode config: {e}"))?;
+    if !report.unknown.is_empty() {
+        tracing::warn!(
+            "config keys Kubo does not know are kept but ignored: {}",
+            report.unknown.join(", ")
+        );
+    }
+    if let Some(note) = cairn::node::config::edit::inert_note(&report.inert) {
+        tracing::warn!("{note}");
+    }
+    Ok(())
 }

@@ -171,14 +171,21 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Config {
                 key,
                 value,
+                profile,
                 json: as_json,
                 bool: as_bool,
+                dry_run,
             } => {
-                let v = offline::config(&repo, key, value.as_deref(), *as_json, *as_bool)?;
-                if key == "show" || json {
-                    print_json(&v);
-                } else if value.is_none() {
-                    print_config_value(&v["Value"])
+                match config_action(key, value, profile, *as_json, *as_bool, *dry_run)? {
+                    ConfigAction::Profile(name, dry_run) => {
+                        let (v, note) = offline::profile_apply(&repo, name, dry_run)?;
+                        print_profile(&v, json, note.as_deref());
+                    }
+                    _ => {
+                        let kind = value_kind(*as_json, *as_bool);
+                        let (v, note) = offline::config(&repo, key, value.as_deref(), kind)?;
+                        print_config(key, value.is_some(), &v, json, note.as_deref());
+                    }
                 }
                 return Ok(0);
             }
@@ -564,24 +571,36 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config {
             key,
             value,
+            profile,
             json: as_json,
             bool: as_bool,
-        } => {
-            if key == "show" && value.is_none() {
-                print_json(&rpc.json("config/show", call()).await?);
-            } else {
-                let mut c = call().arg(&key).opt("json", as_json).opt("bool", as_bool);
-                if let Some(v) = &value {
-                    c = c.arg(v);
-                }
-                let v = rpc.json("config", c).await?;
-                if json {
-                    print_json(&v)
-                } else if value.is_none() {
-                    print_config_value(&v["Value"])
-                }
+            dry_run,
+        } => match config_action(&key, &value, &profile, as_json, as_bool, dry_run)? {
+            ConfigAction::Show => print_json(&rpc.json("config/show", call()).await?),
+            ConfigAction::Profile(name, dry_run) => {
+                let c = call().arg(name).opt("dry-run", dry_run);
+                let v = rpc.json("config/profile/apply", c).await?;
+                let changed = cairn::node::config::schema::changed_keys(&v["OldCfg"], &v["NewCfg"]);
+                let note = (!dry_run)
+                    .then(|| cairn::node::config::edit::inert_note(&changed))
+                    .flatten();
+                print_profile(&v, json, note.as_deref());
             }
-        }
+            ConfigAction::Get => {
+                let v = rpc.json("config", call().arg(&key)).await?;
+                print_config(&key, false, &v, json, None);
+            }
+            ConfigAction::Set(raw) => {
+                let c = call()
+                    .arg(&key)
+                    .arg(raw)
+                    .opt("json", as_json)
+                    .opt("bool", as_bool);
+                let v = rpc.json("config", c).await?;
+                let note = cairn::node::config::edit::inert_note(std::slice::from_ref(&key));
+                print_config(&key, true, &v, json, note.as_deref());
+            }
+        },
         Command::Cat {
             cids,
             offset,
@@ -816,6 +835,83 @@ async fn bitswap(rpc: &RpcClient, cmd: BitswapCmd, json: bool) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// What a `cairn config ...` line asks for.
+enum ConfigAction<'a> {
+    /// `config show`.
+    Show,
+    /// `config KEY`.
+    Get,
+    /// `config KEY VALUE`.
+    Set(&'a str),
+    /// `config profile apply NAME [--dry-run]`.
+    Profile(&'a str, bool),
+}
+
+/// Sorts out the positional words of `cairn config`.
+fn config_action<'a>(
+    key: &str,
+    value: &'a Option<String>,
+    profile: &'a Option<String>,
+    as_json: bool,
+    as_bool: bool,
+    dry_run: bool,
+) -> anyhow::Result<ConfigAction<'a>> {
+    if as_json && as_bool {
+        anyhow::bail!("--json and --bool are exclusive");
+    }
+    Ok(match (key, value.as_deref(), profile.as_deref()) {
+        ("profile", Some("apply"), Some(name)) => ConfigAction::Profile(name, dry_run),
+        ("profile", ..) => anyhow::bail!("usage: cairn config profile apply NAME [--dry-run]"),
+        (_, _, Some(_)) => anyhow::bail!("config takes a key and at most one value"),
+        ("show", None, None) => ConfigAction::Show,
+        (_, None, None) => ConfigAction::Get,
+        (_, Some(v), None) => ConfigAction::Set(v),
+    })
+}
+
+fn value_kind(as_json: bool, as_bool: bool) -> cairn::node::config::ValueKind {
+    match (as_json, as_bool) {
+        (true, _) => cairn::node::config::ValueKind::Json,
+        (_, true) => cairn::node::config::ValueKind::Bool,
+        _ => cairn::node::config::ValueKind::String,
+    }
+}
+
+/// Prints a `config` answer as Kubo's CLI does (`show` as JSON, a read value bare, nothing for a
+/// set), and the note for a key cairn does not act on, once, on stderr.
+fn print_config(key: &str, set: bool, v: &Value, json: bool, note: Option<&str>) {
+    if key == "show" && !set || json {
+        print_json(v);
+    } else if !set {
+        print_config_value(&v["Value"])
+    }
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+}
+
+/// Prints `config profile apply`: with `--enc=json` Kubo's `{"OldCfg","NewCfg"}`, otherwise one
+/// `KEY: OLD => NEW` line per changed key (Kubo prints a JSON diff here).
+fn print_profile(v: &Value, json: bool, note: Option<&str>) {
+    if json {
+        print_json(v);
+    } else {
+        let (old, new) = (&v["OldCfg"], &v["NewCfg"]);
+        for key in cairn::node::config::schema::changed_keys(old, new) {
+            let at = |doc: &Value| {
+                key.split('.')
+                    .try_fold(doc, |d, k| d.get(k))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            out!("{key}: {} => {}", at(old), at(new));
+        }
+    }
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
 }
 
 /// A config value as `ipfs config KEY` prints it: strings bare, anything else as JSON.

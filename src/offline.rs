@@ -1,65 +1,53 @@
 //! `config` and `bootstrap` without a daemon: like Kubo's, they edit the repo's config file
 //! directly when no daemon is running (so a repo can be set up before its first start).
+//!
+//! The config rules are node-core's [`cairn::node::config::ConfigEdit`], the same the RPC uses.
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use cairn::bootstrap::{BootstrapPeer, DEFAULT_BOOTSTRAP};
-use cairn::node::Config;
+use cairn::node::config::{ConfigEdit, ValueKind};
 use cairn::node::repo::{read_config, write_config};
 use serde_json::{Value, json};
 
-/// `config KEY [VALUE]` on the file. Prints like the online command.
+/// `config KEY [VALUE]` (or `config show`) on the file. Returns what the online command answers
+/// and, for a set, the note to print when cairn does not act on the key.
 pub fn config(
     repo: &Path,
     key: &str,
     value: Option<&str>,
-    as_json: bool,
-    as_bool: bool,
-) -> anyhow::Result<Value> {
+    kind: ValueKind,
+) -> anyhow::Result<(Value, Option<String>)> {
     let config = read_config(repo)?;
+    let edit = ConfigEdit::new(&config);
     if key == "show" && value.is_none() {
-        let mut v = config.to_value();
-        if let Some(id) = v.get_mut("Identity").and_then(Value::as_object_mut) {
-            id.remove("PrivKey");
-        }
-        return Ok(v);
+        return Ok((
+            cairn::node::config::edit::without_private_key(edit.value()),
+            None,
+        ));
     }
-    if key == "Identity" || key.starts_with("Identity.PrivKey") {
-        bail!("cannot show or change private key through the CLI");
-    }
-    let path: Vec<&str> = key.split('.').collect();
-    let mut doc = config.to_value();
     let Some(raw) = value else {
-        let v = path
-            .iter()
-            .try_fold(&doc, |v, k| v.get(k))
-            .with_context(|| format!("key has no attribute {key:?}"))?;
-        return Ok(json!({"Key": key, "Value": v}));
+        return Ok((json!({"Key": key, "Value": edit.get(key)?}), None));
     };
-    let new: Value = if as_json {
-        serde_json::from_str(raw).context("failed to unmarshal json")?
-    } else if as_bool {
-        json!(
-            raw.parse::<bool>()
-                .with_context(|| format!("{raw:?} is not a boolean"))?
-        )
-    } else {
-        json!(raw)
-    };
-    let mut slot = &mut doc;
-    for k in &path {
-        let Some(obj) = slot.as_object_mut() else {
-            bail!("{key:?} is not inside an object")
-        };
-        slot = obj.entry(k.to_string()).or_insert(Value::Null);
-    }
-    *slot = new.clone();
-    let updated = Config::from_json(&doc.to_string(), &repo.join("config"))?;
-    write_config(repo, &updated)?;
-    Ok(json!({"Key": key, "Value": new}))
+    let out = edit.set(key, raw, kind)?;
+    write_config(repo, &out.config)?;
+    Ok((json!({"Key": key, "Value": out.value}), out.note))
 }
 
+/// `config profile apply NAME [--dry-run]` on the file: Kubo's `{"OldCfg":..,"NewCfg":..}` and
+/// the note for keys cairn does not act on.
+pub fn profile_apply(
+    repo: &Path,
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<(Value, Option<String>)> {
+    let out = ConfigEdit::new(&read_config(repo)?).apply_profile(name)?;
+    if !dry_run {
+        write_config(repo, &out.config)?;
+    }
+    Ok((json!({"OldCfg": out.old, "NewCfg": out.new}), out.note))
+}
 /// `bootstrap list|add|rm` on the file. Returns the entries to print.
 pub fn bootstrap(
     repo: &Path,

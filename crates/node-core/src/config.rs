@@ -10,7 +10,12 @@ use serde_json::{Map, Value};
 
 use crate::error::RepoError;
 
+pub mod edit;
+pub mod profile;
+pub mod schema;
+
 pub use cairn_bootstrap::DEFAULT_BOOTSTRAP;
+pub use edit::{ConfigEdit, ConfigEditError, ValueKind};
 
 /// A list of strings that Kubo writes as `null` when empty, a bare string when it has one entry,
 /// and an array otherwise (Kubo's `config.Strings`, used by `Addresses.API`).
@@ -341,6 +346,9 @@ pub enum Profile {
     Server,
     /// For a local network of your own: mDNS on, no public bootstrap peers.
     Lan,
+    /// Any other of Kubo's profiles by name ([`profile::PROFILES`]), applied as
+    /// `config profile apply` applies it (e.g. `cairn init --profile lowpower`).
+    Kubo(&'static str),
 }
 
 impl std::str::FromStr for Profile {
@@ -350,7 +358,11 @@ impl std::str::FromStr for Profile {
             "test" => Ok(Profile::Test),
             "server" => Ok(Profile::Server),
             "lan" => Ok(Profile::Lan),
-            other => Err(RepoError::UnknownProfile(other.to_string())),
+            other => profile::PROFILES
+                .iter()
+                .find(|(name, _)| *name == other)
+                .map(|(name, _)| Profile::Kubo(name))
+                .ok_or_else(|| RepoError::UnknownProfile(other.to_string())),
         }
     }
 }
@@ -374,6 +386,10 @@ impl Profile {
                 config.discovery.mdns.enabled = true;
                 config.bootstrap.clear();
             }
+            Profile::Kubo(name) => match ConfigEdit::new(config).apply_profile(name) {
+                Ok(out) => *config = out.config,
+                Err(e) => tracing::warn!("profile {name} not applied: {e}"),
+            },
         }
     }
 }
@@ -406,6 +422,20 @@ impl Config {
     /// The config as a JSON value (for `config show` and key lookups).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("config serialises")
+    }
+
+    /// The `Bootstrap` entries to dial, with Kubo 0.37+'s `"auto"` placeholder (written by Kubo's
+    /// `init` and the `default-networking`/`autoconf-on` profiles) replaced by Kubo's public
+    /// default list: cairn has no AutoConf client, and the default list is what AutoConf serves
+    /// for mainnet.
+    pub fn bootstrap_entries(&self) -> Vec<&str> {
+        self.bootstrap
+            .iter()
+            .flat_map(|e| match e.as_str() {
+                "auto" => DEFAULT_BOOTSTRAP.to_vec(),
+                other => vec![other],
+            })
+            .collect()
     }
 
     /// Whether pubsub is on.
@@ -498,6 +528,19 @@ mod tests {
     }
 
     #[test]
+    fn auto_bootstrap_is_kubos_default_list() {
+        let mut c = Config::with_identity(Identity::default());
+        c.bootstrap = vec!["auto".into(), "/ip4/1.2.3.4/tcp/4001/p2p/x".into()];
+        let entries = c.bootstrap_entries();
+        assert_eq!(entries.len(), DEFAULT_BOOTSTRAP.len() + 1);
+        assert_eq!(entries[..DEFAULT_BOOTSTRAP.len()], *DEFAULT_BOOTSTRAP);
+        assert_eq!(
+            entries[DEFAULT_BOOTSTRAP.len()],
+            "/ip4/1.2.3.4/tcp/4001/p2p/x"
+        );
+    }
+
+    #[test]
     fn profiles() {
         let mut c = Config::with_identity(Identity::default());
         assert_eq!(c.swarm.conn_mgr.low_water, Some(32));
@@ -511,5 +554,9 @@ mod tests {
                 .all(|a| a.starts_with("/ip4/127.0.0.1/"))
         );
         assert!("nope".parse::<Profile>().is_err());
+        let mut c = Config::with_identity(Identity::default());
+        "lowpower".parse::<Profile>().unwrap().apply(&mut c);
+        assert_eq!(c.swarm.conn_mgr.low_water, Some(20));
+        assert_eq!(c.to_value()["Routing"]["Type"], "autoclient");
     }
 }

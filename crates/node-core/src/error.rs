@@ -124,7 +124,7 @@ pub enum RepoError {
         reason: String,
     },
     /// An unknown profile name.
-    #[error("unknown profile {0:?} (known: test, server, lan)")]
+    #[error("unknown profile {0:?} (known: lan, test, server and the rest of Kubo's profiles)")]
     UnknownProfile(String),
     /// `--algorithm` names a key type `init` cannot generate (Kubo's `ipfs init -a` takes the same
     /// two names).

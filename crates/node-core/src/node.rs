@@ -257,7 +257,8 @@ impl NodeBuilder {
             }
             None => {
                 // A bad entry in the config is logged and skipped: the node runs with the rest.
-                let (list, errors) = BootstrapList::parse_lenient(&config.bootstrap);
+                let entries = config.bootstrap_entries();
+                let (list, errors) = BootstrapList::parse_lenient(&entries);
                 for e in errors {
                     tracing::error!("config Bootstrap: {e}");
                 }
@@ -333,14 +334,40 @@ impl NodeBuilder {
         let stream_control = swarm.behaviour().stream.new_control();
         let protocols = behaviour::local_protocols(&options);
         let mut listening = HashSet::new();
+        // An address of a transport cairn does not have (Kubo's default `/webrtc-direct` and
+        // `/quic-v1/webtransport`, written by `config profile apply default-networking`) is
+        // skipped with a warning, as go-libp2p skips the addresses it cannot listen on while
+        // another one works; any other listen error stops the start.
+        let mut unsupported = Vec::new();
         for addr in &listen {
-            let id = swarm
-                .listen_on(addr.clone())
-                .map_err(|e| NodeError::Listen {
-                    addr: addr.to_string(),
-                    reason: e.to_string(),
-                })?;
-            listening.insert(id);
+            match swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    listening.insert(id);
+                }
+                Err(libp2p::TransportError::MultiaddrNotSupported(_)) => {
+                    unsupported.push(addr.to_string());
+                }
+                Err(e) => {
+                    return Err(NodeError::Listen {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some(first) = unsupported.first()
+            && listening.is_empty()
+        {
+            return Err(NodeError::Listen {
+                addr: first.clone(),
+                reason: "no transport of cairn's listens on this address".into(),
+            });
+        }
+        if !unsupported.is_empty() {
+            tracing::warn!(
+                "not listening on {} (cairn has no transport for them)",
+                unsupported.join(", ")
+            );
         }
         let peer_id = *swarm.local_peer_id();
         let (command_tx, command_rx) = mpsc::channel(256);

@@ -680,11 +680,12 @@ async fn bootstrap_and_config_edit_the_repo() {
         !after.identity.priv_key.is_empty(),
         "the private key is kept"
     );
-    assert_eq!(
-        api.post_files("/api/v0/config/replace", &[b"{not json"])
-            .await
-            .status,
-        400
+    // Kubo: `failed to decode file as config`, a failed command (500).
+    assert_kubo_error(
+        &api.post_files("/api/v0/config/replace", &[b"{not json"])
+            .await,
+        500,
+        "failed to decode file as config",
     );
 }
 
