@@ -8,45 +8,11 @@ mod support;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{BIN, Daemon, init_repo};
-
-fn cli(repo: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("CAIRN_PATH", repo)
-        .output()
-        .unwrap()
-}
-
-/// Runs a command that must succeed; returns (stdout, stderr).
-fn ok(repo: &Path, args: &[&str]) -> (String, String) {
-    let out = cli(repo, args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed: {stdout}{stderr}"
-    );
-    (stdout, stderr)
-}
-
-/// Runs a command that must exit 1; returns its stderr.
-fn fails(repo: &Path, args: &[&str]) -> String {
-    let out = cli(repo, args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "cairn {args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{BIN, Daemon, fails, init_repo, ok_both};
 
 fn file(repo: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(repo.join("config")).unwrap()).unwrap()
@@ -55,7 +21,7 @@ fn file(repo: &Path) -> Value {
 /// The checks shared by the offline and the online run.
 fn setup_script_lines(repo: &Path) {
     // `ipfs config Routing.Type dht`: stored, read back, noted once (cairn does not route by it).
-    let (out, err) = ok(repo, &["config", "Routing.Type", "dht"]);
+    let (out, err) = ok_both(repo, &["config", "Routing.Type", "dht"]);
     assert_eq!(out, "");
     assert_eq!(
         err.matches("note: cairn stores Routing.Type in the config but does not act on it")
@@ -63,16 +29,16 @@ fn setup_script_lines(repo: &Path) {
         1,
         "{err}"
     );
-    assert_eq!(ok(repo, &["config", "Routing.Type"]).0, "dht\n");
+    assert_eq!(ok_both(repo, &["config", "Routing.Type"]).0, "dht\n");
     assert_eq!(file(repo)["Routing"]["Type"], "dht");
 
     // `ipfs config --json Experimental.FilestoreEnabled false`.
-    ok(
+    ok_both(
         repo,
         &["config", "--json", "Experimental.FilestoreEnabled", "false"],
     );
     assert_eq!(
-        ok(repo, &["config", "Experimental.FilestoreEnabled"]).0,
+        ok_both(repo, &["config", "Experimental.FilestoreEnabled"]).0,
         "false\n"
     );
     assert_eq!(file(repo)["Experimental"]["FilestoreEnabled"], false);
@@ -108,7 +74,7 @@ fn setup_script_lines(repo: &Path) {
     assert_eq!(fs::read(repo.join("config")).unwrap(), before);
 
     // `--bool` on a bool key (one cairn acts on: no note).
-    let (_, err) = ok(
+    let (_, err) = ok_both(
         repo,
         &["config", "--bool", "Discovery.MDNS.Enabled", "true"],
     );
@@ -124,7 +90,7 @@ fn setup_script_lines(repo: &Path) {
 /// `config profile apply`: `--dry-run` leaves the file, the real run changes Kubo's keys.
 fn profiles(repo: &Path) {
     let before = fs::read(repo.join("config")).unwrap();
-    let (out, _) = ok(
+    let (out, _) = ok_both(
         repo,
         &["config", "profile", "apply", "lowpower", "--dry-run"],
     );
@@ -135,7 +101,7 @@ fn profiles(repo: &Path) {
     assert!(out.contains("Swarm.ConnMgr.LowWater: 32 => 20"), "{out}");
     assert_eq!(fs::read(repo.join("config")).unwrap(), before);
 
-    let (out, err) = ok(repo, &["config", "profile", "apply", "lowpower"]);
+    let (out, err) = ok_both(repo, &["config", "profile", "apply", "lowpower"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
@@ -156,7 +122,7 @@ fn profiles(repo: &Path) {
     assert_eq!(f["Routing"]["Type"], "autoclient");
 
     // Kubo's `test` profile.
-    ok(repo, &["config", "profile", "apply", "test"]);
+    ok_both(repo, &["config", "profile", "apply", "test"]);
     let f = file(repo);
     assert_eq!(
         f["Addresses"]["Swarm"],
@@ -196,13 +162,13 @@ fn online_config_follows_kubos_schema() {
 /// and the unknown name are enough to show the RPC path.
 fn profiles_online(repo: &Path) {
     let before = fs::read(repo.join("config")).unwrap();
-    let (out, _) = ok(
+    let (out, _) = ok_both(
         repo,
         &["config", "profile", "apply", "lowpower", "--dry-run"],
     );
     assert!(out.contains("Swarm.ConnMgr.LowWater: 32 => 20"), "{out}");
     assert_eq!(fs::read(repo.join("config")).unwrap(), before);
-    let (_, err) = ok(repo, &["config", "profile", "apply", "lowpower"]);
+    let (_, err) = ok_both(repo, &["config", "profile", "apply", "lowpower"]);
     assert!(err.contains("note: cairn stores these keys"), "{err}");
     assert_eq!(file(repo)["Swarm"]["ConnMgr"]["LowWater"], 20);
     let err = fails(repo, &["config", "profile", "apply", "no-such"]);
@@ -214,8 +180,8 @@ fn daemon_notes_inert_keys_once_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
     init_repo(repo);
-    ok(repo, &["config", "Routing.Type", "dht"]);
-    ok(
+    ok_both(repo, &["config", "Routing.Type", "dht"]);
+    ok_both(
         repo,
         &["config", "--json", "Experimental.FilestoreEnabled", "true"],
     );
@@ -269,7 +235,7 @@ fn kubo_default_listen_addresses_of_missing_transports_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
     init_repo(repo);
-    ok(
+    ok_both(
         repo,
         &[
             "config",

@@ -2,13 +2,16 @@
 //! (with exit codes), `cairn shutdown`, signals, systemd socket activation (with the real
 //! `systemd-socket-activate`) and bad `LISTEN_*` values, `sd_notify`, and stale-lock takeover.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cairn::node::{Node, Profile};
+use support::{cli, fails, ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const WAIT: Duration = Duration::from_secs(30);
@@ -122,31 +125,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cli(repo: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("CAIRN_PATH", repo)
-        .output()
-        .unwrap()
-}
-
-fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = cli(repo, args);
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails(repo: &Path, args: &[&str]) -> String {
-    let out = cli(repo, args);
-    assert_eq!(out.status.code(), Some(1), "cairn {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

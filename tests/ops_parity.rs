@@ -9,40 +9,9 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::{BIN, Daemon, init_repo};
-
-fn cli(repo: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("CAIRN_PATH", repo)
-        .output()
-        .unwrap()
-}
-
-fn ok(repo: &Path, args: &[&str]) -> String {
-    let out = cli(repo, args);
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(repo: &Path, args: &[&str]) -> String {
-    let out = cli(repo, args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "cairn {args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{BIN, Daemon, fails, init_repo, ok};
 
 /// A repo whose daemon was killed with SIGKILL: its `api` file (returned) is still there.
 fn crashed_repo() -> (tempfile::TempDir, String) {

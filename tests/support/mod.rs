@@ -1,12 +1,13 @@
-//! Shared by the storage tests of the `cairn` binary: a daemon process on a repo, and a minimal
-//! blocking HTTP/1.1 client for its RPC (one connection per request, as a crash test wants:
-//! nothing is pooled across a SIGKILL).
+//! Shared by the tests of the `cairn` binary: CLI runs on a repo ([`cli`], [`ok`],
+//! [`ok_both`], [`fails`]), a daemon process on a repo, and a minimal blocking HTTP/1.1 client
+//! for its RPC (one connection per request, as a crash test wants: nothing is pooled across a
+//! SIGKILL).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,46 @@ use cairn::blockstore::Block;
 use cairn::blockstore::codec::RAW;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Runs `cairn ARGS` on `repo` (`CAIRN_PATH`).
+pub fn cli(repo: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CAIRN_PATH", repo)
+        .output()
+        .unwrap()
+}
+
+/// Runs a command that must succeed; returns (stdout, stderr).
+pub fn ok_both(repo: &Path, args: &[&str]) -> (String, String) {
+    let out = cli(repo, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {stdout}{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(repo: &Path, args: &[&str]) -> String {
+    ok_both(repo, args).0
+}
+
+/// Runs a command that must exit 1; returns its stderr.
+pub fn fails(repo: &Path, args: &[&str]) -> String {
+    let out = cli(repo, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "cairn {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
 
 /// Initialises a repo in `dir` with the test profile (127.0.0.1, port 0, no bootstrap).
 pub fn init_repo(dir: &Path) {
