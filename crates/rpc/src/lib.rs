@@ -29,7 +29,8 @@ pub mod request;
 pub mod response;
 pub mod security;
 mod server;
+pub mod tls;
 
 pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
-pub use server::{ApiBuilder, ApiState, serve};
+pub use server::{ApiBuilder, ApiState, serve, serve_tls};

@@ -23,6 +23,7 @@ use crate::metrics::RpcMetrics;
 use crate::request::CommandRequest;
 use crate::response::{accepts_trailers, preamble};
 use crate::security::Security;
+use crate::tls::ReloadingAcceptor;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -273,6 +274,29 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, shutdown, None).await
+}
+
+/// [`serve`] over TLS: every accepted connection first does its handshake with `tls` (in the
+/// connection's own task, so a slow handshake holds up no one else), then is served as
+/// [`serve`] serves plain ones; HTTP/2 is chosen by ALPN. A failed or timed-out handshake
+/// drops the connection and is logged at debug level.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tls: Arc<ReloadingAcceptor>,
+) -> std::io::Result<()> {
+    serve_with(listener, router, shutdown, Some(tls)).await
+}
+
+/// The accept loop of [`serve`] and [`serve_tls`].
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tls: Option<Arc<ReloadingAcceptor>>,
+) -> std::io::Result<()> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -309,7 +333,6 @@ pub async fn serve(
                 (ClientGone::default(), None)
             }
         };
-        let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -317,12 +340,39 @@ pub async fn serve(
                 request
             },
         ));
-        let conn = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
+        let Some(tls) = tls.clone() else {
+            let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
+            let conn = graceful.watch(
+                builder
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("RPC connection: {e}");
+                }
+                drop(watch);
+            });
+            continue;
+        };
+        // Taken now, before shutdown can be signalled: graceful shutdown then also waits for
+        // connections still in their handshake, and tells them to stop once served.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let stream = tokio::select! {
+                stream = tls.accept(tcp) => match stream {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!("RPC TLS handshake: {e}");
+                        return;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let io = TokioIo::new(crate::long_uri::LongUriIo::new(stream));
+            let conn = watcher.watch(builder.serve_connection_with_upgrades(io, service));
             if let Err(e) = conn.await {
                 tracing::debug!("RPC connection: {e}");
             }
