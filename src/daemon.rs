@@ -198,6 +198,19 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     for addr in cairn::rpc::addrs::transports(&node.external_addrs().await?) {
         out!("Swarm announcing {addr}");
     }
+    // A bad certificate stops the start, as a busy port does; it is loaded before any listener
+    // accepts.
+    let tls = match cairn::rpc::tls::TlsConfig::from_config(&config)? {
+        Some(files) => {
+            let acceptor = cairn::rpc::tls::ReloadingAcceptor::new(&files)?;
+            tracing::info!(
+                cert = %files.cert_path.display(),
+                "RPC API served over TLS; the certificate is reloaded when its files change"
+            );
+            Some(std::sync::Arc::new(acceptor))
+        }
+        None => None,
+    };
     let listeners = match activated {
         Some(l) => l
             .into_iter()
@@ -227,11 +240,15 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
             .repo_path(&repo)
             .port(local.port())
             .build();
-        servers.push(tokio::spawn(cairn::rpc::serve(
-            listener,
-            router,
-            token.clone(),
-        )));
+        servers.push(match &tls {
+            Some(tls) => tokio::spawn(cairn::rpc::serve_tls(
+                listener,
+                router,
+                token.clone(),
+                tls.clone(),
+            )),
+            None => tokio::spawn(cairn::rpc::serve(listener, router, token.clone())),
+        });
         out!("RPC API server listening on {}", multiaddr_of(local));
         api_addr.get_or_insert(local);
     }
