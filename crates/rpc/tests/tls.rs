@@ -56,6 +56,10 @@ struct TlsApi {
 }
 
 async fn start(config: &TlsConfig) -> TlsApi {
+    start_with(ReloadingAcceptor::new(config).unwrap()).await
+}
+
+async fn start_with(acceptor: ReloadingAcceptor) -> TlsApi {
     let repo = tempfile::tempdir().unwrap();
     let node_config = cairn_node_core::Repo::init(repo.path(), &[Profile::Test]).unwrap();
     let node = Node::builder().repo(repo.path()).build().await.unwrap();
@@ -65,7 +69,7 @@ async fn start(config: &TlsConfig) -> TlsApi {
         .repo_path(repo.path())
         .port(port)
         .build();
-    let acceptor = Arc::new(ReloadingAcceptor::new(config).unwrap());
+    let acceptor = Arc::new(acceptor);
     tokio::spawn(cairn_rpc::serve_tls(
         listener,
         router,
@@ -197,6 +201,44 @@ async fn curl_renewal_and_bad_renewal() {
         api.acceptor.reload(),
         Err(TlsError::NoCertificate { .. })
     ));
+    api.node.shutdown_token().cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_holds_up_no_one_and_is_dropped_at_the_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let ca_pem = dir.path().join("ca.pem");
+    std::fs::write(&ca_pem, ca.cert.pem()).unwrap();
+    let (cert_path, key_path, config) = files(dir.path());
+    let (cert, key, _) = ca.issue();
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let acceptor = ReloadingAcceptor::new(&config)
+        .unwrap()
+        .with_handshake_timeout(Duration::from_secs(3));
+    let api = start_with(acceptor).await;
+
+    // A client that connects and never says hello.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", api.port))
+        .await
+        .unwrap();
+    let (status, body) = curl_id(&ca_pem, api.port).await;
+    assert_eq!(status, "200", "{body}");
+    // curl was served while the stalled handshake still waited (so not after its timeout).
+    let mut buf = [0u8; 16];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), stalled.read(&mut buf))
+            .await
+            .is_err(),
+        "the stalled connection was closed before curl was served"
+    );
+    // The server gives up on it: EOF (or a reset), well before the test's own limit.
+    let read = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut buf))
+        .await
+        .expect("the stalled handshake was not dropped");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     api.node.shutdown_token().cancel();
 }
 
