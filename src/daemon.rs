@@ -236,10 +236,13 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     let mut api_addr = None;
     for listener in listeners {
         let local = listener.local_addr()?;
-        let router = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
+        let mut router = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
-            .port(local.port())
-            .build();
+            .port(local.port());
+        if let Some(tls) = &tls {
+            router = router.tls(tls.clone());
+        }
+        let router = router.build();
         servers.push(match &tls {
             Some(tls) => tokio::spawn(cairn::rpc::serve_tls(
                 listener,

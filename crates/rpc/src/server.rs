@@ -55,6 +55,7 @@ pub struct ApiBuilder {
     port: u16,
     registry: Option<prometheus_client::registry::Registry>,
     shutdown: Option<CancellationToken>,
+    tls: Option<Arc<ReloadingAcceptor>>,
 }
 
 impl ApiBuilder {
@@ -67,6 +68,7 @@ impl ApiBuilder {
             port: 5001,
             registry: None,
             shutdown: None,
+            tls: None,
         }
     }
 
@@ -94,6 +96,13 @@ impl ApiBuilder {
         self
     }
 
+    /// The TLS acceptor the router is served with (by [`serve_tls`]): its certificate reload
+    /// counters are served with the RPC's metrics.
+    pub fn tls(mut self, acceptor: Arc<ReloadingAcceptor>) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
     /// The axum router.
     pub fn build(self) -> Router {
         let security = Security::new(
@@ -104,7 +113,11 @@ impl ApiBuilder {
         if security.auth_enabled() {
             tracing::info!("RPC API access is limited by the rules defined in API.Authorizations");
         }
-        let metrics = RpcMetrics::new(self.registry.unwrap_or_default(), self.node.clone());
+        let mut registry = self.registry.unwrap_or_default();
+        if let Some(tls) = &self.tls {
+            tls.register_metrics(&mut registry);
+        }
+        let metrics = RpcMetrics::new(registry, self.node.clone());
         let shutdown = self.shutdown.unwrap_or_else(|| self.node.shutdown_token());
         let state = ApiState {
             inner: Arc::new(Inner {

@@ -25,13 +25,14 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cairn_node_core::Config;
 use notify::Watcher as _;
 use parking_lot::RwLock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -206,8 +207,8 @@ struct Shared {
     config: TlsConfig,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertifiedKey>>,
-    reloads: AtomicU64,
-    reload_failures: AtomicU64,
+    reloads: Counter,
+    reload_failures: Counter,
 }
 
 impl fmt::Debug for Shared {
@@ -236,7 +237,7 @@ impl Shared {
             return Ok(false);
         }
         *current = Arc::new(fresh);
-        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.reloads.inc();
         Ok(true)
     }
 
@@ -249,7 +250,7 @@ impl Shared {
             ),
             Ok(false) => {}
             Err(e) => {
-                self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                self.reload_failures.inc();
                 tracing::warn!("TLS certificate not reloaded, the previous one stays in use: {e}");
             }
         }
@@ -293,8 +294,8 @@ impl ReloadingAcceptor {
             config: config.clone(),
             provider: provider.clone(),
             current: RwLock::new(Arc::new(first)),
-            reloads: AtomicU64::new(0),
-            reload_failures: AtomicU64::new(0),
+            reloads: Counter::default(),
+            reload_failures: Counter::default(),
         });
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -348,12 +349,27 @@ impl ReloadingAcceptor {
 
     /// How many times the watch replaced the certificate since start.
     pub fn reloads(&self) -> u64 {
-        self.shared.reloads.load(Ordering::Relaxed)
+        self.shared.reloads.get()
     }
 
     /// How many times the watch saw changed files it could not use (the old pair stayed).
     pub fn reload_failures(&self) -> u64 {
-        self.shared.reload_failures.load(Ordering::Relaxed)
+        self.shared.reload_failures.get()
+    }
+
+    /// Registers [`Self::reloads`] and [`Self::reload_failures`] as the Prometheus counters
+    /// `tls_certificate_reloads_total` and `tls_certificate_reload_failures_total`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "tls_certificate_reloads",
+            "Times a renewed TLS certificate was loaded from its files",
+            self.shared.reloads.clone(),
+        );
+        registry.register(
+            "tls_certificate_reload_failures",
+            "Times changed TLS certificate files could not be used (the old pair stayed)",
+            self.shared.reload_failures.clone(),
+        );
     }
 
     /// The files served.

@@ -65,11 +65,12 @@ async fn start_with(acceptor: ReloadingAcceptor) -> TlsApi {
     let node = Node::builder().repo(repo.path()).build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let acceptor = Arc::new(acceptor);
     let router = cairn_rpc::ApiBuilder::new(node.clone(), node_config)
         .repo_path(repo.path())
         .port(port)
+        .tls(acceptor.clone())
         .build();
-    let acceptor = Arc::new(acceptor);
     tokio::spawn(cairn_rpc::serve_tls(
         listener,
         router,
@@ -196,6 +197,32 @@ async fn curl_renewal_and_bad_renewal() {
     assert_eq!(served_leaf(api.port, &ca_der).await, renewed);
     let (status, _) = curl_id(&ca_pem, api.port).await;
     assert_eq!(status, "200");
+    // ... and shown in the metrics.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&ca_pem)
+        .arg(format!(
+            "https://127.0.0.1:{}/debug/metrics/prometheus",
+            api.port
+        ))
+        .output()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(out.stdout).unwrap();
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the metrics:\n{metrics}"))
+    };
+    assert_eq!(
+        value("tls_certificate_reload_failures_total"),
+        api.acceptor.reload_failures()
+    );
+    assert_eq!(
+        value("tls_certificate_reloads_total"),
+        api.acceptor.reloads()
+    );
     // A manual reload says why.
     assert!(matches!(
         api.acceptor.reload(),
