@@ -458,3 +458,60 @@ fn reload_loop(shared: &Weak<Shared>, rx: &std::sync::mpsc::Receiver<()>) {
         shared.reload_logged();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+
+    use super::*;
+
+    fn names() -> BTreeSet<std::ffi::OsString> {
+        ["fullchain.pem", "privkey.pem"]
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn renewals_are_told_from_our_own_reads_and_other_files() {
+        let names = names();
+        let renewal = |kind, path| is_renewal(&event(kind, path), &names);
+        // A rename over the file (certbot, `mv`), a write in place, a new file.
+        assert!(renewal(
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            "/etc/c/fullchain.pem"
+        ));
+        assert!(renewal(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            "/etc/c/privkey.pem"
+        ));
+        assert!(renewal(
+            EventKind::Create(CreateKind::File),
+            "/etc/c/privkey.pem"
+        ));
+        // Kubernetes swaps the `..data` link to renew a secret's files.
+        assert!(renewal(
+            EventKind::Create(CreateKind::Any),
+            "/etc/secret/..data"
+        ));
+        // Reading the files (our own reload does) must not trigger another reload.
+        assert!(!renewal(
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            "/etc/c/fullchain.pem"
+        ));
+        assert!(!renewal(
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            "/etc/c/fullchain.pem"
+        ));
+        // Other files in the directory, a temporary file before its rename included.
+        assert!(!renewal(
+            EventKind::Modify(ModifyKind::Any),
+            "/etc/c/fullchain.tmp"
+        ));
+    }
+}
