@@ -199,6 +199,19 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     for addr in cairn::rpc::addrs::transports(&node.external_addrs().await?) {
         out!("Swarm announcing {addr}");
     }
+    // A bad certificate stops the start, as a busy port does; it is loaded before any listener
+    // accepts.
+    let tls = match cairn::rpc::tls::TlsConfig::from_config(&config)? {
+        Some(files) => {
+            let acceptor = cairn::rpc::tls::ReloadingAcceptor::new(&files)?;
+            tracing::info!(
+                cert = %files.cert_path.display(),
+                "RPC API served over TLS; the certificate is reloaded when its files change"
+            );
+            Some(std::sync::Arc::new(acceptor))
+        }
+        None => None,
+    };
     let listeners = match activated {
         Some(l) => l
             .into_iter()
@@ -224,10 +237,14 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
     let mut api_addr = None;
     for listener in listeners {
         let local = listener.local_addr()?;
-        let (router, options) = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
+        let mut builder = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
-            .port(local.port())
-            .build_server()?;
+            .port(local.port());
+        if let Some(tls) = &tls {
+            builder = builder.tls(tls.clone());
+        }
+        // Served over TLS when `Cairn.TLS` is set (the options carry the acceptor).
+        let (router, options) = builder.build_server()?;
         servers.push(tokio::spawn(cairn::rpc::serve_with(
             listener,
             router,

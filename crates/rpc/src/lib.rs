@@ -31,8 +31,9 @@ pub mod request;
 pub mod response;
 pub mod security;
 mod server;
+pub mod tls;
 
 pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
 pub use limits::{Limits, ServeOptions};
-pub use server::{ApiBuilder, ApiState, BuildError, serve, serve_with};
+pub use server::{ApiBuilder, ApiState, BuildError, serve, serve_tls, serve_with};

@@ -176,6 +176,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Where triggered limits are counted.
     pub counters: LimitCounters,
+    /// Serve TLS with this acceptor (see [`crate::tls`]); plain HTTP when `None`.
+    pub tls: Option<std::sync::Arc<crate::tls::ReloadingAcceptor>>,
 }
 
 impl Default for ServeOptions {
@@ -184,6 +186,7 @@ impl Default for ServeOptions {
             name: "api",
             limits: Limits::default(),
             counters: LimitCounters::default(),
+            tls: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::metrics::RpcMetrics;
 use crate::request::CommandRequest;
 use crate::response::{accepts_trailers, preamble};
 use crate::security::Security;
+use crate::tls::ReloadingAcceptor;
 
 /// Why [`ApiBuilder::build_server`] could not build the RPC.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,7 @@ pub struct ApiBuilder {
     port: u16,
     registry: Option<prometheus_client::registry::Registry>,
     shutdown: Option<CancellationToken>,
+    tls: Option<Arc<ReloadingAcceptor>>,
 }
 
 impl ApiBuilder {
@@ -86,6 +88,7 @@ impl ApiBuilder {
             port: 5001,
             registry: None,
             shutdown: None,
+            tls: None,
         }
     }
 
@@ -113,6 +116,13 @@ impl ApiBuilder {
         self
     }
 
+    /// The TLS acceptor the router is served with (by [`serve_tls`], or [`serve_with`] with
+    /// [`ServeOptions::tls`]): its certificate reload counters are served with the RPC's metrics.
+    pub fn tls(mut self, acceptor: Arc<ReloadingAcceptor>) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
     /// The axum router, served with the default [`ServeOptions`] (see [`ApiBuilder::build_server`]
     /// for the config's `Cairn.Limits`).
     ///
@@ -123,7 +133,7 @@ impl ApiBuilder {
 
     /// The axum router and how to serve it: the listener limits set in the config's
     /// `Cairn.Limits` (see [`crate::limits`]), whose triggers are counted in this RPC's metrics.
-    /// Serve with [`serve_with`].
+    /// Serve with [`serve_with`] (over TLS when [`ApiBuilder::tls`] was given).
     ///
     /// With `Cairn.AuditLog` set, every call is written to the audit log (see [`crate::audit`]).
     ///
@@ -134,6 +144,7 @@ impl ApiBuilder {
         let limits = Limits::from_config(&self.config)?;
         let audit = AuditLog::from_config(&self.config, self.repo_path.as_deref())?;
         let counters = LimitCounters::default();
+        let tls = self.tls.clone();
         let router = self.build_with(counters.clone(), audit);
         Ok((
             router,
@@ -141,6 +152,7 @@ impl ApiBuilder {
                 name: "api",
                 limits,
                 counters,
+                tls,
             },
         ))
     }
@@ -160,7 +172,11 @@ impl ApiBuilder {
         if security.auth_enabled() {
             tracing::info!("RPC API access is limited by the rules defined in API.Authorizations");
         }
-        let metrics = RpcMetrics::new(self.registry.unwrap_or_default(), self.node.clone());
+        let mut registry = self.registry.unwrap_or_default();
+        if let Some(tls) = &self.tls {
+            tls.register_metrics(&mut registry);
+        }
+        let metrics = RpcMetrics::new(registry, self.node.clone());
         let shutdown = self.shutdown.unwrap_or_else(|| self.node.shutdown_token());
         let state = ApiState {
             inner: Arc::new(Inner {
@@ -368,10 +384,28 @@ pub async fn serve(
     serve_with(listener, router, shutdown, ServeOptions::default()).await
 }
 
-/// [`serve`] with the given limits (see [`crate::limits`]): a request head (or an idle
-/// keep-alive connection) is cut after `HeaderReadTimeout`, an upload that stalls after
-/// `BodyReadTimeout`, and at `MaxConnections` the listener stops accepting until a connection
-/// ends. Each trigger is counted under `options.name`.
+/// [`serve`] over TLS: every accepted connection first does its handshake with `tls` (in the
+/// connection's own task, so a slow handshake holds up no one else), then is served as
+/// [`serve`] serves plain ones; HTTP/2 is chosen by ALPN. A failed or timed-out handshake
+/// drops the connection and is logged at debug level.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tls: Arc<ReloadingAcceptor>,
+) -> std::io::Result<()> {
+    let options = ServeOptions {
+        tls: Some(tls),
+        ..ServeOptions::default()
+    };
+    serve_with(listener, router, shutdown, options).await
+}
+
+/// [`serve`] with the given options: TLS when [`ServeOptions::tls`] is set, and the limits of
+/// [`crate::limits`]: a request head (or an idle keep-alive connection) is cut after
+/// `HeaderReadTimeout` (the TLS handshake counts towards the first head), an upload that stalls
+/// after `BodyReadTimeout`, and at `MaxConnections` the listener stops accepting until a
+/// connection ends. Each trigger is counted under `options.name`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -382,6 +416,7 @@ pub async fn serve_with(
         name,
         limits,
         counters,
+        tls,
     } = options;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -439,7 +474,8 @@ pub async fn serve_with(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY: {e}");
         }
-        // The client's going away is noticed at once, not at the next failed write.
+        // The client's going away is noticed at once, not at the next failed write (on the raw
+        // socket, under TLS too).
         let (gone, watch) = match crate::client_gone::watch(&tcp) {
             Ok((gone, guard)) => (gone, Some(guard)),
             Err(e) => {
@@ -447,7 +483,6 @@ pub async fn serve_with(
                 (ClientGone::default(), None)
             }
         };
-        let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
         let body_limit = body_limit.clone();
         let first_request = CancellationToken::new();
         let started = first_request.clone();
@@ -463,15 +498,50 @@ pub async fn serve_with(
                 request
             },
         ));
-        let conn = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
+        // Taken now, before shutdown can be signalled: graceful shutdown then also waits for
+        // connections still in their handshake, and tells them to stop once served.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
         let counters = counters.clone();
         let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
+            let serve = async {
+                let outcome = match tls {
+                    None => {
+                        let io = TokioIo::new(crate::long_uri::LongUriIo::new(tcp));
+                        watcher
+                            .watch(builder.serve_connection_with_upgrades(io, service))
+                            .await
+                    }
+                    Some(tls) => {
+                        let stream = tokio::select! {
+                            stream = tls.accept(tcp) => match stream {
+                                Ok(stream) => stream,
+                                Err(e) => {
+                                    tracing::debug!("RPC TLS handshake: {e}");
+                                    return;
+                                }
+                            },
+                            _ = shutdown.cancelled() => return,
+                        };
+                        let io = TokioIo::new(crate::long_uri::LongUriIo::new(stream));
+                        watcher
+                            .watch(builder.serve_connection_with_upgrades(io, service))
+                            .await
+                    }
+                };
+                if let Err(e) = outcome {
+                    let timed_out = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timed_out {
+                        counters.hit(name, "header_timeout");
+                    }
+                    tracing::debug!("RPC connection: {e}");
+                }
+            };
             // hyper's own header timer starts only once it has a request's first bytes (and
             // `LongUriIo` holds a head back until it is whole), so the first head is timed
             // here; later ones, and idle keep-alive time, by hyper.
@@ -486,21 +556,9 @@ pub async fn serve_with(
                     None => std::future::pending().await,
                 }
             };
-            let outcome = tokio::select! {
-                outcome = &mut conn => outcome,
-                () = first_head => {
-                    counters.hit(name, "header_timeout");
-                    return;
-                }
-            };
-            if let Err(e) = outcome {
-                let timed_out = e
-                    .downcast_ref::<hyper::Error>()
-                    .is_some_and(hyper::Error::is_timeout);
-                if timed_out {
-                    counters.hit(name, "header_timeout");
-                }
-                tracing::debug!("RPC connection: {e}");
+            tokio::select! {
+                () = serve => {}
+                () = first_head => counters.hit(name, "header_timeout"),
             }
             drop(watch);
             drop(slot);
