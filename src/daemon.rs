@@ -157,7 +157,11 @@ fn spawn_periodic_gc(
 }
 
 /// Runs the daemon until it is shut down; returns the exit code.
-pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
+pub async fn run(
+    repo: PathBuf,
+    args: DaemonArgs,
+    logs: cairn::node::LogBus,
+) -> anyhow::Result<i32> {
     out!("Initializing daemon...");
     out!("cairn version: {}", cairn::VERSION);
     out!("Repo directory: {}", repo.display());
@@ -226,6 +230,7 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
         let router = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
             .port(local.port())
+            .log_bus(logs.clone())
             .build();
         servers.push(tokio::spawn(cairn::rpc::serve(
             listener,

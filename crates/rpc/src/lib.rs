@@ -23,6 +23,7 @@ pub mod addrs;
 pub mod client_gone;
 mod commands;
 pub mod error;
+pub mod events;
 pub mod long_uri;
 mod metrics;
 pub mod request;

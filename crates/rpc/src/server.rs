@@ -1,5 +1,6 @@
 //! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
-//! POST-only, parse, run), `/debug/metrics/prometheus`, and `/health`.
+//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]),
+//! `/debug/metrics/prometheus`, and `/health`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     /// When the API started (for `stats/bw` rates).
     pub started: Instant,
+    /// Log lines for the event stream's `{"log":…}` command, when the daemon installed the layer.
+    pub logs: Option<cairn_node_core::LogBus>,
 }
 
 /// Builds the RPC for a node.
@@ -54,6 +57,7 @@ pub struct ApiBuilder {
     port: u16,
     registry: Option<prometheus_client::registry::Registry>,
     shutdown: Option<CancellationToken>,
+    logs: Option<cairn_node_core::LogBus>,
 }
 
 impl ApiBuilder {
@@ -66,6 +70,7 @@ impl ApiBuilder {
             port: 5001,
             registry: None,
             shutdown: None,
+            logs: None,
         }
     }
 
@@ -93,6 +98,14 @@ impl ApiBuilder {
         self
     }
 
+    /// The log channel whose [layer](cairn_node_core::LogBus::layer) the process installed:
+    /// clients of `/api/v0/cairn/events` may then ask for log lines (without it they are told
+    /// log lines are not available).
+    pub fn log_bus(mut self, logs: cairn_node_core::LogBus) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
     /// The axum router.
     pub fn build(self) -> Router {
         let security = Security::new(
@@ -114,9 +127,12 @@ impl ApiBuilder {
                 metrics,
                 shutdown,
                 started: Instant::now(),
+                logs: self.logs,
             }),
         };
         Router::new()
+            // A GET WebSocket upgrade beside the POST-only commands, with the same checks.
+            .route(crate::events::PATH, any(crate::events::handler))
             .route("/api/v0/{*command}", any(api))
             .route("/debug/metrics/prometheus", get(metrics_handler))
             .route("/health", get(health))
