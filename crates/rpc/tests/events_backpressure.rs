@@ -67,10 +67,6 @@ async fn a_client_that_stops_reading_is_dropped_and_memory_stays_flat() {
             break;
         }
     }
-    assert!(
-        dropped,
-        "the client was not dropped after {published} messages"
-    );
     // Keep producing after the drop: nothing may pile up for the dropped client.
     for _ in 0..if dropped { 200 } else { 0 } {
         api.post_files(
@@ -83,7 +79,7 @@ async fn a_client_that_stops_reading_is_dropped_and_memory_stays_flat() {
     }
     let (rss_after, hwm_after) = memory();
     eprintln!(
-        "RSS before {:.1} MiB, after {:.1} MiB (growth {:.1} MiB), peak {:.1} MiB; dropped after {published} messages ({} MiB of payload)",
+        "RSS before {:.1} MiB, after {:.1} MiB (growth {:.1} MiB), peak {:.1} MiB; {published} messages ({} MiB of payload) published, client dropped: {dropped}",
         rss_before as f64 / MIB as f64,
         rss_after as f64 / MIB as f64,
         (rss_after as f64 - rss_before as f64) / MIB as f64,
@@ -98,7 +94,10 @@ async fn a_client_that_stops_reading_is_dropped_and_memory_stays_flat() {
         hwm_after < rss_before + 64 * MIB,
         "peak RSS {hwm_after} is over 64 MiB above the baseline {rss_before}"
     );
-    assert!(dropped, "the client was not dropped after {published} messages");
+    assert!(
+        dropped,
+        "the client was not dropped after {published} messages"
+    );
     // Reading again: what was in flight, then the close frame with the reason.
     let mut received = 0;
     let close = loop {
