@@ -117,6 +117,70 @@ async fn block_events_after_block_put_and_add() {
 }
 
 #[tokio::test]
+async fn bitswap_and_provide_events_between_two_nodes() {
+    let api = start().await;
+    let other = common::start().await;
+    let (mut ws, _) = open(&api, &[]).await.unwrap();
+    command(&mut ws, json!({"events": ["block", "bitswap"]})).await;
+    let mut other_events = other.node.events();
+    let block = cairn_blockstore::Block::from_data(
+        cairn_blockstore::codec::RAW,
+        &b"fetched over bitswap"[..],
+    )
+    .unwrap();
+    let cid = block.cid().to_string();
+    other.node.put_block(&block).await.unwrap();
+    let addr = format!(
+        "{}/p2p/{}",
+        other.node.listen_addrs().await.unwrap()[0],
+        other.node.peer_id()
+    );
+    api.node.connect(addr.parse().unwrap()).await.unwrap();
+    let got = api.post(&format!("/api/v0/block/get?arg={cid}")).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(&got.body[..], b"fetched over bitswap");
+    let received = until(&mut ws, "bitswap_block_received", |v| {
+        v["type"] == "bitswap_block_received"
+    })
+    .await;
+    assert_eq!(
+        received,
+        json!({"type": "bitswap_block_received", "cid": cid, "from": other.node.peer_id().to_base58(), "size": 20})
+    );
+    let added = until(&mut ws, "block_added (Bitswap)", |v| {
+        v["type"] == "block_added"
+    })
+    .await;
+    assert_eq!(
+        added,
+        json!({"type": "block_added", "cid": cid, "size": 20})
+    );
+    // The sender's own bus reports the block it sent.
+    let sent = tokio::time::timeout(common::ws::WAIT, async {
+        loop {
+            if let Ok(cairn_node_core::NodeEvent::BitswapBlockSent { cid, to, size }) =
+                other_events.recv().await
+            {
+                break (cid, to, size);
+            }
+        }
+    })
+    .await
+    .expect("no bitswap_block_sent on the sender");
+    assert_eq!(
+        (sent.0.to_string(), sent.1, sent.2),
+        (cid.clone(), api.node.peer_id(), 20)
+    );
+    // `routing/provide` announces it (the other node takes the record).
+    let provided = api
+        .post(&format!("/api/v0/routing/provide?arg={cid}"))
+        .await;
+    assert_eq!(provided.status, 200, "{}", provided.text());
+    let v = until(&mut ws, "block_provided", |v| v["type"] == "block_provided").await;
+    assert_eq!(v, json!({"type": "block_provided", "cid": cid}));
+}
+
+#[tokio::test]
 async fn pubsub_over_the_socket() {
     let api = start().await;
     let (mut ws, _) = open(&api, &[]).await.unwrap();
