@@ -8,6 +8,9 @@
 //! One task owns the swarm; [`Node`] is a cheap `Clone` handle that sends it commands over a
 //! bounded channel and awaits oneshot replies. Calls after shutdown return
 //! [`NodeError::NodeStopped`].
+//!
+//! What the node does is published on a bounded event bus ([`Node::events`], [`events`]), and
+//! [`LogBus`] carries log lines to live subscribers.
 
 pub mod add;
 mod behaviour;
