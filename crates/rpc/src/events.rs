@@ -52,7 +52,8 @@
 //! frame with code 1008 (policy violation) and the reason [`TOO_SLOW`] is written after what
 //! the socket was already sending; if the client does not take it within [`CLOSE_GRACE`], the
 //! connection is cut. So a client that stops reading costs at most one queue, whatever the
-//! node produces.
+//! node produces. `/debug/metrics/prometheus` counts connected clients
+//! (`cairn_rpc_event_clients`) and dropped ones (`cairn_rpc_event_clients_dropped_total`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -160,11 +161,15 @@ pub(crate) async fn handler(
                 let node = state.inner.node.clone();
                 let logs = state.inner.logs.clone();
                 let shutdown = state.inner.shutdown.clone();
+                let counters = Counters {
+                    connected: state.inner.metrics.event_clients.clone(),
+                    dropped: state.inner.metrics.event_clients_dropped.clone(),
+                };
                 ws.protocols(protocols)
                     .max_message_size(MAX_COMMAND)
                     .max_frame_size(MAX_COMMAND)
                     .on_failed_upgrade(|e| tracing::debug!("events: upgrade failed: {e}"))
-                    .on_upgrade(move |socket| session(socket, node, logs, shutdown))
+                    .on_upgrade(move |socket| session(socket, node, logs, shutdown, counters))
             }
             Err(_) if method != Method::GET => {
                 let mut r = text_response(
@@ -244,9 +249,22 @@ struct Client {
     pubsub: SelectAll<Abortable<futures::stream::BoxStream<'static, (String, Value)>>>,
 }
 
+/// The session's metrics (`cairn_rpc_event_clients`, `cairn_rpc_event_clients_dropped`).
+struct Counters {
+    connected: prometheus_client::metrics::gauge::Gauge,
+    dropped: prometheus_client::metrics::counter::Counter,
+}
+
 /// One connection: forwards the node's events, pubsub messages and log lines to the queue,
 /// and the client's commands to the node, until either side ends.
-async fn session(socket: WebSocket, node: Node, logs: Option<LogBus>, shutdown: CancellationToken) {
+async fn session(
+    socket: WebSocket,
+    node: Node,
+    logs: Option<LogBus>,
+    shutdown: CancellationToken,
+    counters: Counters,
+) {
+    counters.connected.inc();
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     let bytes = Arc::new(AtomicUsize::new(0));
@@ -317,6 +335,7 @@ async fn session(socket: WebSocket, node: Node, logs: Option<LogBus>, shutdown: 
     match end {
         Some(End::Close(code, reason)) => {
             if reason == TOO_SLOW {
+                counters.dropped.inc();
                 tracing::info!("events: dropped a client that stopped reading");
             }
             let _ = close_tx.send(CloseFrame {
@@ -331,6 +350,7 @@ async fn session(socket: WebSocket, node: Node, logs: Option<LogBus>, shutdown: 
     if !writer_done {
         let _ = writer.await;
     }
+    counters.connected.dec();
 }
 
 /// The next log line, or never when the client asked for none.

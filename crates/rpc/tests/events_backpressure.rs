@@ -118,5 +118,15 @@ async fn a_client_that_stops_reading_is_dropped_and_memory_stays_flat() {
     assert_eq!(close.code, CloseCode::Policy);
     assert_eq!(close.reason.as_str(), cairn_rpc::events::TOO_SLOW);
     assert!(received < published, "{received} of {published} delivered");
+    let metrics = api
+        .send("GET", "/debug/metrics/prometheus", &[], Default::default())
+        .await;
+    assert!(
+        metrics
+            .text()
+            .contains("cairn_rpc_event_clients_dropped_total 1\n"),
+        "{}",
+        metrics.text()
+    );
     eprintln!("the slow client got {received} of {published} messages before the close frame");
 }
