@@ -2,7 +2,7 @@
 //! [`NodeEvent`] that the RPC's event stream (`/api/v0/cairn/events`) sends.
 //!
 //! The bus is a [`tokio::sync::broadcast`] channel of [`EVENT_CAPACITY`] events. Sending costs
-//! one atomic load when nobody listens (the event is not even built, see [`Emitter::emit_with`]);
+//! one atomic load when nobody listens (the event is not even built);
 //! a receiver that falls more than [`EVENT_CAPACITY`] events behind loses the oldest ones and
 //! is told so by `RecvError::Lagged(n)` on its next `recv`. The bus never waits for a receiver,
 //! so a slow subscriber cannot slow the node down or make it buffer more.
