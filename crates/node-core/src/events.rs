@@ -355,6 +355,25 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_that_falls_behind_is_told_how_much_it_lost() {
+        let bus = Emitter::new();
+        let mut rx = bus.subscribe();
+        let peer = libp2p::PeerId::random();
+        for _ in 0..EVENT_CAPACITY + 10 {
+            bus.emit(NodeEvent::PeerDisconnected { peer_id: peer });
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(10))
+        ));
+        let mut kept = 0;
+        while rx.try_recv().is_ok() {
+            kept += 1;
+        }
+        assert_eq!(kept, EVENT_CAPACITY);
+    }
+
+    #[test]
     fn nobody_listening_builds_nothing() {
         let bus = Emitter::new();
         bus.emit_with(|| unreachable!("built without a receiver"));
