@@ -157,7 +157,11 @@ fn spawn_periodic_gc(
 }
 
 /// Runs the daemon until it is shut down; returns the exit code.
-pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
+pub async fn run(
+    repo: PathBuf,
+    args: DaemonArgs,
+    logs: cairn::node::LogBus,
+) -> anyhow::Result<i32> {
     out!("Initializing daemon...");
     out!("cairn version: {}", cairn::VERSION);
     out!("Repo directory: {}", repo.display());
@@ -239,7 +243,8 @@ pub async fn run(repo: PathBuf, args: DaemonArgs) -> anyhow::Result<i32> {
         let local = listener.local_addr()?;
         let mut builder = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
-            .port(local.port());
+            .port(local.port())
+            .log_bus(logs.clone());
         if let Some(tls) = &tls {
             builder = builder.tls(tls.clone());
         }

@@ -41,7 +41,12 @@ use cli::{
 use client::{RpcClient, call};
 use serde_json::Value;
 
-fn init_logging(level: Option<&str>, format: LogFormat) {
+/// Installs the console log output (`--log-level` / `RUST_LOG`, `--log-format`) and the layer
+/// that feeds log lines to `/api/v0/cairn/events` clients; returns that layer's channel.
+fn init_logging(level: Option<&str>, format: LogFormat) -> cairn::node::LogBus {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -50,20 +55,26 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
             )
         }),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let logs = cairn::node::LogBus::new();
+    // The console filter is per layer, so the event stream's own level does not change what
+    // the console prints.
+    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let console = match format {
+        LogFormat::Json => console.json().with_filter(filter).boxed(),
+        LogFormat::Text => console.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(console)
+        .with(logs.layer())
+        .init();
+    logs
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let logs = init_logging(cli.log_level.as_deref(), cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let code = match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli, logs)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -130,7 +141,7 @@ fn print_json(v: &Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-async fn run(cli: Cli) -> anyhow::Result<i32> {
+async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
     let repo: PathBuf = cli
         .repo_dir
         .clone()
@@ -156,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             out!("peer identity: {}", config.identity.peer_id);
             return Ok(0);
         }
-        Command::Daemon(args) => return daemon::run(repo, args).await,
+        Command::Daemon(args) => return daemon::run(repo, args, logs).await,
         _ => {}
     }
     // Like Kubo, `config` and `bootstrap` edit the repo directly when no daemon runs,

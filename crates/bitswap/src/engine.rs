@@ -570,6 +570,11 @@ impl Core {
                                     Err(_) => continue,
                                 }
                             };
+                            self.stats.transfer(|| crate::Transfer::Received {
+                                cid: *block.cid(),
+                                from: peer,
+                                size: block.len(),
+                            });
                             to_store.push(block);
                         }
                         Some(_) => {
@@ -665,6 +670,7 @@ impl Core {
             let writer = p.writer.clone();
             let store = self.store.clone();
             let ctl = self.ctl_tx.clone();
+            let stats = self.stats.clone();
             let pending = p.ledger.tasks.iter().map(|t| t.size).sum::<usize>();
             tokio::spawn(async move {
                 let blocks = tokio::task::spawn_blocking(move || {
@@ -676,6 +682,13 @@ impl Core {
                 .await
                 .unwrap_or_default();
                 let bytes: usize = blocks.iter().map(|b| b.len()).sum();
+                for b in &blocks {
+                    stats.transfer(|| crate::Transfer::Sent {
+                        cid: *b.cid(),
+                        to: peer,
+                        size: b.len(),
+                    });
+                }
                 let _ = ctl.send(CoreMsg::Loaded {
                     peer,
                     blocks: blocks.len() as u64,

@@ -76,6 +76,36 @@ pub trait Routing: Send + Sync + 'static {
     fn disconnect(&self, peer: PeerId);
 }
 
+/// One block that crossed the wire, as reported to the hook set with [`Bitswap::on_transfer`].
+/// Sizes are the block's data in bytes (not the message framing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transfer {
+    /// A peer sent a block this node wanted (it is then stored; duplicates and unrequested
+    /// blocks are not reported).
+    Received {
+        /// The block.
+        cid: Cid,
+        /// The peer it came from.
+        from: PeerId,
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// This node loaded a block a peer wanted and queued it to the peer's stream.
+    Sent {
+        /// The block.
+        cid: Cid,
+        /// The peer it goes to.
+        to: PeerId,
+        /// Its size in bytes.
+        size: usize,
+    },
+}
+
+/// A callback told of every [`Transfer`]; it runs on Bitswap's tasks, so it must be quick and
+/// must not block (e.g. a `broadcast::Sender::send`).
+pub type TransferHook = Box<dyn Fn(Transfer) + Send + Sync>;
+
 /// Tuning. The defaults follow Kubo where Kubo has a number.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -248,6 +278,12 @@ impl Bitswap {
     /// Registers the `cairn_bitswap_*` metrics.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.inner.stats.register(registry);
+    }
+
+    /// Sets the callback told of each block received or sent (see [`Transfer`]). Only the first
+    /// call takes effect; returns `false` if a hook was set already.
+    pub fn on_transfer(&self, hook: TransferHook) -> bool {
+        self.inner.stats.hook.set(hook).is_ok()
     }
 
     /// The swarm connected to a peer (call once, on its first connection).

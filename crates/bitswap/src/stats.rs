@@ -4,6 +4,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::{Transfer, TransferHook};
+
 /// Bitswap's counters since start. Atomic: read them from any thread.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -22,9 +24,38 @@ pub(crate) struct Stats {
     pub provider_searches: Counter,
     pub wantlist: Gauge,
     pub peers: Gauge,
+    /// Told of every block received or sent, once [`crate::Bitswap::on_transfer`] set it.
+    pub hook: HookSlot,
+}
+
+/// Where the transfer hook lives (a `OnceLock`, so reading it costs one atomic load).
+#[derive(Default)]
+pub(crate) struct HookSlot(std::sync::OnceLock<TransferHook>);
+
+impl HookSlot {
+    pub(crate) fn set(&self, hook: TransferHook) -> Result<(), TransferHook> {
+        self.0.set(hook)
+    }
+}
+
+impl std::fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "HookSlot(set)"
+        } else {
+            "HookSlot(unset)"
+        })
+    }
 }
 
 impl Stats {
+    /// Reports a transfer to the hook, if any; `make` runs only when there is one.
+    pub(crate) fn transfer(&self, make: impl FnOnce() -> Transfer) {
+        if let Some(hook) = self.hook.0.get() {
+            hook(make());
+        }
+    }
+
     pub(crate) fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("cairn_bitswap");
         r.register(

@@ -15,7 +15,7 @@ use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use cairn_bootstrap::discovery::{DISCOVERY_TOPIC, decode_record, encode_record};
@@ -127,7 +127,7 @@ pub(crate) struct LoopParts {
     pub swarm: Swarm<Behaviour>,
     pub commands: mpsc::Receiver<Command>,
     pub cancel: CancellationToken,
-    pub events: broadcast::Sender<NodeEvent>,
+    pub events: crate::events::Emitter,
     pub blockstore: crate::node::StoreSlot,
     pub repo: Option<Repo>,
     pub conn_mgr: ConnMgrLimits,
@@ -148,7 +148,7 @@ pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     cancel: CancellationToken,
-    events: broadcast::Sender<NodeEvent>,
+    events: crate::events::Emitter,
     blockstore: crate::node::StoreSlot,
     repo: Option<Repo>,
     conn_mgr: ConnMgrLimits,
@@ -294,7 +294,7 @@ impl EventLoop {
     }
 
     fn emit(&self, event: NodeEvent) {
-        let _ = self.events.send(event);
+        self.events.emit(event);
     }
 
     // ---- commands --------------------------------------------------------------------------

@@ -25,8 +25,9 @@ use crate::error::NodeError;
 use crate::event_loop::Command;
 use crate::node::StoreSlot;
 
-/// The blockstore as Bitswap sees it.
-pub(crate) struct NodeStore(pub StoreSlot);
+/// The blockstore as Bitswap sees it; blocks Bitswap stores are reported as
+/// [`crate::NodeEvent::BlockAdded`].
+pub(crate) struct NodeStore(pub StoreSlot, pub crate::events::Emitter);
 
 impl NodeStore {
     fn store(&self) -> Result<Blockstore, BoxError> {
@@ -47,7 +48,12 @@ impl BlockStore for NodeStore {
     }
 
     fn put_many(&self, blocks: Vec<Block>) -> Result<(), BoxError> {
+        let added: Vec<(Cid, usize)> = blocks.iter().map(|b| (*b.cid(), b.len())).collect();
         self.store()?.put_many(blocks)?;
+        for (cid, size) in added {
+            self.1
+                .emit_with(|| crate::types::NodeEvent::BlockAdded { cid, size });
+        }
         Ok(())
     }
 }
@@ -258,6 +264,7 @@ impl Provider {
         config: ProvideConfig,
         commands: mpsc::Sender<Command>,
         store: StoreSlot,
+        events: crate::events::Emitter,
         cancel: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::channel(256);
@@ -266,6 +273,7 @@ impl Provider {
             config: config.clone(),
             commands,
             store,
+            events,
             counters: counters.clone(),
             roots: VecDeque::new(),
             blocks: VecDeque::new(),
@@ -331,6 +339,7 @@ struct ProviderTask {
     config: ProvideConfig,
     commands: mpsc::Sender<Command>,
     store: StoreSlot,
+    events: crate::events::Emitter,
     counters: Arc<Counters>,
     roots: VecDeque<Cid>,
     blocks: VecDeque<Cid>,
@@ -458,6 +467,7 @@ impl ProviderTask {
                 },
                 Some((cid, result, took)) = inflight.next(), if !inflight.is_empty() => match result {
                     Ok(()) => {
+                        self.events.emit_with(|| crate::types::NodeEvent::BlockProvided { cid });
                         self.counters.total.fetch_add(1, Ordering::Relaxed);
                         self.counters.total_ms.fetch_add(took.as_millis() as u64, Ordering::Relaxed);
                     }

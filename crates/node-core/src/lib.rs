@@ -8,6 +8,9 @@
 //! One task owns the swarm; [`Node`] is a cheap `Clone` handle that sends it commands over a
 //! bounded channel and awaits oneshot replies. Calls after shutdown return
 //! [`NodeError::NodeStopped`].
+//!
+//! What the node does is published on a bounded event bus ([`Node::events`], [`events`]), and
+//! [`LogBus`] carries log lines to live subscribers.
 
 pub mod add;
 mod behaviour;
@@ -16,8 +19,10 @@ pub mod connmgr;
 pub mod dual_dht;
 pub mod error;
 mod event_loop;
+pub mod events;
 pub mod exchange;
 pub mod files;
+pub mod logs;
 mod node;
 pub mod repo;
 mod self_kad;
@@ -32,9 +37,11 @@ pub use cairn_unixfs as unixfs;
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;
 pub use error::{NodeError, RepoError};
+pub use events::{EVENT_CAPACITY, EVENT_KINDS};
 pub use exchange::{ProvideConfig, ProvideStat, ProvideStrategy};
 pub use files::{ByteStream, CarImport, DagStat, NodeBlocks};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use logs::{LogBus, LogLevel, LogLine, LogSubscription};
 pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
 pub use repo::{KeyAlgorithm, Repo, default_repo_path};
 pub use tokio_util::sync::CancellationToken;

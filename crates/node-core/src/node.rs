@@ -371,24 +371,26 @@ impl NodeBuilder {
         }
         let peer_id = *swarm.local_peer_id();
         let (command_tx, command_rx) = mpsc::channel(256);
-        let (events, _) = broadcast::channel(1024);
+        let events = crate::events::Emitter::new();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped_rx) = watch::channel(false);
         let cancel = CancellationToken::new();
         let store_slot: StoreSlot = Arc::new(parking_lot::RwLock::new(Some(blockstore)));
         let bitswap = Bitswap::new(
             cairn_bitswap::Config::default(),
-            Arc::new(NodeStore(store_slot.clone())),
+            Arc::new(NodeStore(store_slot.clone(), events.clone())),
             Arc::new(NodeRouting(command_tx.clone())),
             stream_control.clone(),
             cancel.clone(),
         )
         .map_err(|e| NodeError::Swarm(e.to_string()))?;
         bitswap.register_metrics(&mut registry);
+        bitswap.on_transfer(events.bitswap_hook());
         let provider = Provider::spawn(
             provide_config,
             command_tx.clone(),
             store_slot.clone(),
+            events.clone(),
             cancel.clone(),
         );
         let seed = rand::random();
@@ -609,7 +611,7 @@ struct Shared {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
-    events: broadcast::Sender<NodeEvent>,
+    events: crate::events::Emitter,
     /// Emptied by the event loop at shutdown, so the store (and sled's file lock) is released.
     blockstore: StoreSlot,
     stopped: watch::Receiver<bool>,
@@ -755,10 +757,33 @@ impl Node {
         Ok(new)
     }
 
+    /// Stores a block and, with `pin`, pins it recursively, holding GC off between the two (as
+    /// `block/put --pin` does); `true` if the block was new. Told to Bitswap, the provider and
+    /// the event bus as [`Node::put_block`] does. Errors: the store's, or
+    /// [`NodeError::NodeStopped`].
+    pub async fn put_block_pinned(&self, block: &Block, pin: bool) -> Result<bool, NodeError> {
+        let b = block.clone();
+        let new = self
+            .blocking(move |s| {
+                let _guard = s.gc_guard();
+                let new = s.put(&b)?;
+                if pin {
+                    s.pin(b.cid(), PinMode::Recursive)?;
+                }
+                Ok(new)
+            })
+            .await?;
+        self.added(&[block], false);
+        Ok(new)
+    }
+
     /// Tells Bitswap and the provider about blocks stored through this handle (e.g. by an import
     /// that wrote to [`Node::blockstore`] directly); `roots` marks them as DAG roots, announced
     /// first.
+    ///
+    /// Each block is reported as a [`NodeEvent::BlockAdded`].
     pub fn added(&self, blocks: &[&Block], roots: bool) {
+        self.shared.events.blocks_added(blocks);
         self.shared
             .bitswap
             .blocks_added(blocks.iter().map(|b| (*b.cid(), b.len())).collect());
@@ -994,9 +1019,15 @@ impl Node {
     // ---- DHT ---------------------------------------------------------------------------------
 
     /// Announces on the DHT that this node provides `cid`; returns when the announcement finished.
+    ///
+    /// A success is reported as a [`NodeEvent::BlockProvided`].
     pub async fn provide(&self, cid: &Cid) -> Result<(), NodeError> {
         let cid = *cid;
-        self.call(|reply| Command::Provide { cid, reply }).await
+        self.call(|reply| Command::Provide { cid, reply }).await?;
+        self.shared
+            .events
+            .emit_with(|| NodeEvent::BlockProvided { cid });
+        Ok(())
     }
 
     /// Looks up providers of `cid`; the stream ends after `limit` providers or when the query ends.
@@ -1129,7 +1160,15 @@ impl Node {
 
     // ---- lifecycle ---------------------------------------------------------------------------
 
-    /// Events: peers connecting, disconnecting, discovered by mDNS; listen addresses changing.
+    /// A receiver of the node's events from now on: peers connecting, disconnecting, identified,
+    /// discovered; bootstrap phases; listen addresses; blocks added through the node or received
+    /// over Bitswap, provided, sent over Bitswap (see [`NodeEvent`] and [`crate::events`] for
+    /// their JSON form).
+    ///
+    /// The bus holds [`crate::EVENT_CAPACITY`] (1024) events for the slowest receiver; a receiver
+    /// further behind loses the oldest and its next `recv` returns `RecvError::Lagged(n)` with
+    /// the number lost. The node never waits for receivers. Events are only built while at least
+    /// one receiver exists, so an unused bus costs nothing.
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
         self.shared.events.subscribe()
     }

@@ -43,7 +43,10 @@ pub struct PeerInfo {
     pub connected_since: SystemTime,
 }
 
-/// Something that happened on the node; see [`crate::Node::events`].
+/// Something that happened on the node; see [`crate::Node::events`] for the bus and
+/// [`crate::events`] for the JSON form (`{"type":"peer_connected",…}`) and the kinds a
+/// subscriber can filter on. New variants will be added (watch-folder imports, service state
+/// changes), so match with a `_` arm.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum NodeEvent {
@@ -100,6 +103,38 @@ pub enum NodeEvent {
         provider: PeerId,
         /// Whether it came over Kubo's LAN DHT (`/ipfs/lan/kad/1.0.0`) rather than the WAN one.
         lan: bool,
+    },
+    /// A block was stored through the node: `block/put`, `add`, `dag/put`, `dag/import`, or
+    /// received over Bitswap. Emitted whether or not the block was new to the store.
+    BlockAdded {
+        /// The block.
+        cid: cid::Cid,
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// This node announced in the DHT that it provides a block (a queued provide, a reprovide,
+    /// or `routing/provide`), and the announcement finished.
+    BlockProvided {
+        /// The block.
+        cid: cid::Cid,
+    },
+    /// A peer sent a block this node wanted over Bitswap.
+    BitswapBlockReceived {
+        /// The block.
+        cid: cid::Cid,
+        /// The peer it came from.
+        from: PeerId,
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// This node sent a block a peer wanted over Bitswap.
+    BitswapBlockSent {
+        /// The block.
+        cid: cid::Cid,
+        /// The peer it went to.
+        to: PeerId,
+        /// Its size in bytes.
+        size: usize,
     },
 }
 

@@ -10,6 +10,10 @@
 //! the Origin/Referer/User-Agent checks against cross-site use, `API.HTTPHeaders` for CORS, and
 //! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`.
 //!
+//! One cairn extension: `/api/v0/cairn/events`, a WebSocket streaming the node's events, pubsub
+//! messages and log lines as JSON, under the same authorization and Origin rules, with a bounded
+//! queue per client (see [`events`]).
+//!
 //! ```no_run
 //! # async fn demo(node: cairn_node_core::Node, config: cairn_node_core::Config) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5001").await?;
@@ -24,6 +28,7 @@ pub mod audit;
 pub mod client_gone;
 mod commands;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod long_uri;
 mod metrics;

@@ -55,6 +55,10 @@ pub struct RpcMetrics {
     latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
     in_flight: Family<CommandLabels, Gauge>,
     clients_gone: Counter,
+    /// `/api/v0/cairn/events` clients connected now.
+    pub event_clients: Gauge,
+    /// `/api/v0/cairn/events` clients dropped because their queue was full.
+    pub event_clients_dropped: Counter,
     /// Blocks served by `block/get`.
     pub block_gets: Counter,
     /// Bytes served by `block/get`.
@@ -84,6 +88,8 @@ impl RpcMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
             clients_gone: Counter::default(),
+            event_clients: Gauge::default(),
+            event_clients_dropped: Counter::default(),
             block_gets: Counter::default(),
             block_get_bytes: Counter::default(),
             puts: Mirror::default(),
@@ -116,6 +122,16 @@ impl RpcMetrics {
             "rpc_clients_gone",
             "RPC requests whose client went away before the answer ended",
             m.clients_gone.clone(),
+        );
+        r.register(
+            "rpc_event_clients",
+            "Clients of the /api/v0/cairn/events WebSocket connected now",
+            m.event_clients.clone(),
+        );
+        r.register(
+            "rpc_event_clients_dropped",
+            "Event stream clients dropped because they did not read (queue full)",
+            m.event_clients_dropped.clone(),
         );
         r.register(
             "blockstore_gets",

@@ -1,5 +1,6 @@
 //! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
-//! POST-only, parse, run), `/debug/metrics/prometheus`, and `/health`.
+//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]),
+//! `/debug/metrics/prometheus`, and `/health`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub started: Instant,
     /// The audit log, if the config's `Cairn.AuditLog` asks for one.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Log lines for the event stream's `{"log":…}` command, when the daemon installed the layer.
+    pub logs: Option<cairn_node_core::LogBus>,
 }
 
 /// Builds the RPC for a node.
@@ -76,6 +79,7 @@ pub struct ApiBuilder {
     registry: Option<prometheus_client::registry::Registry>,
     shutdown: Option<CancellationToken>,
     tls: Option<Arc<ReloadingAcceptor>>,
+    logs: Option<cairn_node_core::LogBus>,
 }
 
 impl ApiBuilder {
@@ -89,6 +93,7 @@ impl ApiBuilder {
             registry: None,
             shutdown: None,
             tls: None,
+            logs: None,
         }
     }
 
@@ -120,6 +125,14 @@ impl ApiBuilder {
     /// [`ServeOptions::tls`]): its certificate reload counters are served with the RPC's metrics.
     pub fn tls(mut self, acceptor: Arc<ReloadingAcceptor>) -> Self {
         self.tls = Some(acceptor);
+        self
+    }
+
+    /// The log channel whose [layer](cairn_node_core::LogBus::layer) the process installed:
+    /// clients of `/api/v0/cairn/events` may then ask for log lines (without it they are told
+    /// log lines are not available).
+    pub fn log_bus(mut self, logs: cairn_node_core::LogBus) -> Self {
+        self.logs = Some(logs);
         self
     }
 
@@ -188,9 +201,12 @@ impl ApiBuilder {
                 shutdown,
                 started: Instant::now(),
                 audit,
+                logs: self.logs,
             }),
         };
         Router::new()
+            // A GET WebSocket upgrade beside the POST-only commands, with the same checks.
+            .route(crate::events::PATH, any(crate::events::handler))
             .route("/api/v0/{*command}", any(api))
             .route("/debug/metrics/prometheus", get(metrics_handler))
             .route("/health", get(health))

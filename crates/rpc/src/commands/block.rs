@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use cairn_blockstore::codec::{DAG_CBOR, DAG_PB, RAW, codec_from_name};
-use cairn_blockstore::{Block, BlockstoreError, Cid, Code, PinMode};
+use cairn_blockstore::{Block, BlockstoreError, Cid, Code};
+use cairn_node_core::Node;
 use multihash::Multihash;
 use multihash_codetable::MultihashDigest;
 use serde_json::{Value, json};
@@ -76,7 +77,7 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     let Some(mut multipart) = req.multipart(MAX_PUT_BODY, MAX_PART) else {
         return Err(ApiError::bad_request("file argument 'data' is required"));
     };
-    let store = state.inner.node.blockstore()?;
+    let node = state.inner.node.clone();
     // Each part is read, stored and answered before the next is read: one request may carry a
     // whole DAG (IPFS Cluster's `BlockStream` sends every block of an import in one body) in the
     // memory of one part.
@@ -104,7 +105,7 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
                 Err(e) => Err(multipart_error(e)),
                 Ok(data) => match make_block(data, codec, v0, &hash, mhlen, allow_big) {
                     Err(e) => Err(e),
-                    Ok(block) => store_block(&store, block, pin).await,
+                    Ok(block) => store_block(&node, block, pin).await,
                 },
             };
             let failed = outcome.is_err();
@@ -125,26 +126,11 @@ pub(crate) async fn put(state: &ApiState, req: &mut CommandRequest) -> Result<Ou
     super::stream_from_first(rx).await
 }
 
-/// Stores one `block/put` block (and pins it with `pin`); Kubo's `{"Key","Size"}` line.
-async fn store_block(
-    store: &cairn_blockstore::Blockstore,
-    block: Block,
-    pin: bool,
-) -> Result<Value, ApiError> {
-    let store = store.clone();
-    let (cid, size) = (*block.cid(), block.len());
-    tokio::task::spawn_blocking(move || -> Result<(), BlockstoreError> {
-        // Hold GC off between the put and the pin.
-        let _guard = store.gc_guard();
-        store.put(&block)?;
-        if pin {
-            store.pin(block.cid(), PinMode::Recursive)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(ApiError::command)??;
-    Ok(json!({"Key": cid.to_string(), "Size": size}))
+/// Stores one `block/put` block through the node (and pins it with `pin`); Kubo's
+/// `{"Key","Size"}` line.
+async fn store_block(node: &Node, block: Block, pin: bool) -> Result<Value, ApiError> {
+    node.put_block_pinned(&block, pin).await?;
+    Ok(json!({"Key": block.cid().to_string(), "Size": block.len()}))
 }
 
 fn make_block(

@@ -2,6 +2,8 @@
 //! headers, body and trailers.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -56,6 +58,14 @@ impl Answer {
 
 /// Starts a node (from a fresh repo with the test profile, pubsub on) and its API.
 pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Api {
+    start_full(edit, None).await
+}
+
+/// [`start_with`], with the log channel the event stream's `{"log":…}` reads.
+pub async fn start_full(
+    edit: impl FnOnce(&mut Config),
+    logs: Option<cairn_node_core::LogBus>,
+) -> Api {
     let repo = tempfile::tempdir().unwrap();
     let mut config = cairn_node_core::Repo::init(repo.path(), &[Profile::Test]).unwrap();
     config.pubsub.enabled = Some(true);
@@ -64,10 +74,13 @@ pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Api {
     let node = Node::builder().repo(repo.path()).build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let router = cairn_rpc::ApiBuilder::new(node.clone(), config)
+    let mut builder = cairn_rpc::ApiBuilder::new(node.clone(), config)
         .repo_path(repo.path())
-        .port(port)
-        .build();
+        .port(port);
+    if let Some(logs) = logs {
+        builder = builder.log_bus(logs);
+    }
+    let router = builder.build();
     tokio::spawn(cairn_rpc::serve(listener, router, node.shutdown_token()));
     let client = Client::builder(TokioExecutor::new()).build_http();
     Api {
