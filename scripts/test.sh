@@ -12,9 +12,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "system packages (iproute2: network-namespace tests; systemd: systemd-socket-activate)"
+step "system packages (iproute2: network-namespace tests; systemd: systemd-socket-activate; curl: TLS tests)"
 missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
