@@ -8,7 +8,8 @@
 //!
 //! Security is Kubo's: `API.Authorizations` (Bearer/Basic secrets with allowed path prefixes),
 //! the Origin/Referer/User-Agent checks against cross-site use, `API.HTTPHeaders` for CORS, and
-//! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`.
+//! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`
+//! (503 once shutdown has begun; `?verbose` lists the [`supervisor`]'s services).
 //!
 //! ```no_run
 //! # async fn demo(node: cairn_node_core::Node, config: cairn_node_core::Config) -> std::io::Result<()> {
@@ -29,7 +30,8 @@ pub mod request;
 pub mod response;
 pub mod security;
 mod server;
+pub mod supervisor;
 
 pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
-pub use server::{ApiBuilder, ApiState, serve};
+pub use server::{ApiBuilder, ApiState, InFlightRequests, serve, serve_until};
