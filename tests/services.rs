@@ -37,8 +37,13 @@ fn host_port(multiaddr: &str) -> String {
 
 impl Daemon {
     fn start(repo: &Path) -> Daemon {
+        Self::start_with(repo, &[])
+    }
+
+    fn start_with(repo: &Path, args: &[&str]) -> Daemon {
         let mut child = Command::new(BIN)
             .arg("daemon")
+            .args(args)
             .env("CAIRN_PATH", repo)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("LISTEN_FDS")
@@ -313,7 +318,11 @@ fn start_slow_upload(api: &str) -> SlowUpload {
 
 /// Waits until the daemon counts `n` `block/put` requests in flight (its own metric).
 fn wait_in_flight(api: &str, n: u32) {
-    let needle = format!("cairn_rpc_requests_in_flight{{command=\"block/put\"}} {n}");
+    wait_command_in_flight(api, "block/put", n);
+}
+
+fn wait_command_in_flight(api: &str, command: &str, n: u32) {
+    let needle = format!("cairn_rpc_requests_in_flight{{command=\"{command}\"}} {n}");
     let deadline = Instant::now() + WAIT;
     while !get(api, "/debug/metrics/prometheus")
         .unwrap()
@@ -419,4 +428,28 @@ fn a_bad_shutdown_timeout_is_refused_at_start() {
             .contains("Internal.ShutdownTimeout \"soon\" is not a duration"),
         "{out:?}"
     );
+}
+
+/// A `pubsub sub` stream never ends on its own; it must not hold the shutdown (it ends when
+/// shutdown begins, as Kubo's does), so the daemon still exits 0 at once.
+#[test]
+fn a_pubsub_subscriber_does_not_hold_the_shutdown() {
+    let repo = tempfile::tempdir().unwrap();
+    init_repo(repo.path());
+    let mut d = Daemon::start_with(repo.path(), &["--enable-pubsub-experiment"]);
+    let mut sub = Command::new(BIN)
+        .args(["pubsub", "sub", "held-topic"])
+        .env("CAIRN_PATH", repo.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_command_in_flight(&d.api, "pubsub/sub", 1);
+    d.sigterm();
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
+    let deadline = Instant::now() + WAIT;
+    while sub.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the subscriber still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
