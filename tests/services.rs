@@ -351,6 +351,11 @@ fn health_turns_503_before_the_rpc_stops_and_a_clean_shutdown_exits_0() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     assert_eq!(get(&d.api, "/health").unwrap(), (200, "OK".to_string()));
+    let healthy = post(&d.api, "diag/healthy", None).unwrap();
+    assert_eq!(
+        (healthy.status, healthy.text()),
+        (200, "\"ok\"\n".to_string())
+    );
 
     let mut upload = start_slow_upload(&d.api);
     wait_in_flight(&d.api, 1);
@@ -369,6 +374,14 @@ fn health_turns_503_before_the_rpc_stops_and_a_clean_shutdown_exits_0() {
     );
     let id = post(&d.api, "id", None).unwrap();
     assert_eq!(id.status, 200, "{}", id.text());
+    // Kubo's RPC form, for `ipfs --api ... diag healthy`.
+    let healthy = post(&d.api, "diag/healthy", None).unwrap();
+    assert_eq!(healthy.status, 500, "{}", healthy.text());
+    assert!(
+        healthy.text().contains("daemon is shutting down"),
+        "{}",
+        healthy.text()
+    );
     assert!(d.child.try_wait().unwrap().is_none());
 
     // The request finishes and gets its answer; then the daemon stops cleanly.
