@@ -20,4 +20,7 @@ EXPOSE 4001/tcp 4001/udp 5001/tcp
 # port reaches it. Keep the host side bound to 127.0.0.1 (see above), or set API.Authorizations
 # before exposing it further.
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
-HEALTHCHECK --interval=30s --timeout=5s CMD ["/bin/sh", "-c", "cairn --api /ip4/127.0.0.1/tcp/5001 id >/dev/null"]
+# `diag healthy` fails as soon as shutdown begins (503 from /health), not only once the RPC is
+# gone, as Kubo 0.42's HEALTHCHECK does with `ipfs diag healthy`.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["cairn", "--api", "/ip4/127.0.0.1/tcp/5001", "diag", "healthy"]

@@ -89,6 +89,9 @@ pub enum Command {
     },
     /// Show the daemon's version.
     Version,
+    /// Diagnostics.
+    #[command(subcommand)]
+    Diag(DiagCmd),
     /// Raw blocks.
     #[command(subcommand)]
     Block(BlockCmd),
@@ -603,4 +606,13 @@ pub enum BitswapCmd {
 pub enum ProvideCmd {
     /// Show the provider's counters.
     Stat,
+}
+
+/// `cairn diag ...`.
+#[derive(Debug, Subcommand)]
+pub enum DiagCmd {
+    /// Exit 0 if the daemon is serving, non-zero once its shutdown has begun or when it cannot
+    /// be reached (Kubo 0.42's `ipfs diag healthy`, for container healthchecks). Asks the
+    /// daemon's `GET /health`.
+    Healthy,
 }

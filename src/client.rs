@@ -232,6 +232,23 @@ impl RpcClient {
         self
     }
 
+    /// `GET /health`: the status code and body (`OK`, `shutting down`, ...).
+    pub async fn health(&self) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}/health", self.base);
+        let mut req = hyper::Request::get(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        let resp = self
+            .client
+            .request(req.body(full(Bytes::new()))?)
+            .await
+            .with_context(|| format!("cannot reach the cairn daemon at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
+    }
+
     async fn send(
         &self,
         command: &str,

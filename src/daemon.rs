@@ -2,8 +2,12 @@
 //! RPC addresses and `Daemon is ready`, writes the repo's `api` file, tells systemd `READY=1`
 //! (and `STOPPING=1`, and `WATCHDOG=1` when asked), takes its RPC listeners from systemd socket
 //! activation when given, and stops along one path: `cairn shutdown`, `/api/v0/shutdown`,
-//! SIGINT, SIGTERM and SIGHUP all trip the node's shutdown token. A second signal during
-//! shutdown exits at once with status 255, as Kubo does.
+//! SIGINT, SIGTERM and SIGHUP all start the same shutdown. A second signal during shutdown exits
+//! at once with status 255, as Kubo does.
+//!
+//! Its services — each RPC listener, the optional metrics listener (`Cairn.Metrics.Address`) —
+//! run under [`cairn::rpc::supervisor`], restarted with backoff when they fail; the swarm is
+//! reported. Shutdown (see `shut_down`) is bounded by Kubo's `Internal.ShutdownTimeout`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +16,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use cairn::node::config::Profile;
 use cairn::node::{CancellationToken, Node, Repo};
+use cairn::rpc::supervisor::{self, Policy, ServiceError, ServiceState, Services};
+use cairn::rpc::{InFlightRequests, ServeOptions};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -82,9 +88,7 @@ fn socket_addr(multiaddr: &str) -> anyhow::Result<SocketAddr> {
     match parts.as_slice() {
         ["", "ip4", ip, "tcp", port] => Ok(format!("{ip}:{port}").parse()?),
         ["", "ip6", ip, "tcp", port] => Ok(format!("[{ip}]:{port}").parse()?),
-        _ => bail!(
-            "Addresses.API {multiaddr:?} is not an /ip4/.../tcp/... or /ip6/.../tcp/... address"
-        ),
+        _ => bail!("{multiaddr:?} is not an /ip4/.../tcp/... or /ip6/.../tcp/... address"),
     }
 }
 
@@ -216,18 +220,15 @@ pub async fn run(
         }
         None => None,
     };
+    let settings = DaemonSettings::from_config(&config)?;
     let listeners = match activated {
-        Some(l) => l
-            .into_iter()
-            .map(tokio::net::TcpListener::from_std)
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(l) => l,
         None => {
             let mut l = Vec::new();
             for a in &config.addresses.api.0 {
-                let addr = socket_addr(a)?;
+                let addr = socket_addr(a).context("Addresses.API")?;
                 l.push(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
+                    std::net::TcpListener::bind(addr)
                         .with_context(|| format!("binding the RPC to {a}"))?,
                 );
             }
@@ -237,27 +238,96 @@ pub async fn run(
     if listeners.is_empty() {
         bail!("no RPC address: set Addresses.API");
     }
-    let mut servers = Vec::new();
+    // The metrics listener is bound before anything is announced, so a bad address fails the
+    // start instead of a service that never comes up.
+    let metrics_listener = match &settings.metrics_address {
+        Some(a) => Some(
+            std::net::TcpListener::bind(socket_addr(a).context("Cairn.Metrics.Address")?)
+                .with_context(|| format!("binding the metrics server to {a}"))?,
+        ),
+        None => None,
+    };
+
+    // Shutdown goes in steps, each with its own token (see `shut_down`): `requested` is what
+    // signals and `/api/v0/shutdown` trip (from then on `/health` answers 503); the listeners
+    // close on `stop_accepting`; connections still open at the end of the grace are closed on
+    // `abort`; the node's own token stops the swarm last.
+    let requested = CancellationToken::new();
+    let stop_accepting = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let services = Services::new();
+    let requests = InFlightRequests::new();
+    let mut supervised = Vec::new();
     let mut api_addr = None;
+    let mut metrics_router = None;
     for listener in listeners {
+        listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let mut builder = cairn::rpc::ApiBuilder::new(node.clone(), config.clone())
             .repo_path(&repo)
             .port(local.port())
-            .log_bus(logs.clone());
+            .log_bus(logs.clone())
+            .shutdown_token(requested.clone())
+            .services(services.clone())
+            .requests(requests.clone());
         if let Some(tls) = &tls {
             builder = builder.tls(tls.clone());
         }
-        // Served over TLS when `Cairn.TLS` is set (the options carry the acceptor).
-        let (router, options) = builder.build_server()?;
-        servers.push(tokio::spawn(cairn::rpc::serve_with(
+        // `Cairn.Limits`, `Cairn.AuditLog`, and TLS when `Cairn.TLS` is set (the options carry
+        // the acceptor).
+        let (router, metrics, options) = builder.build_server_with_metrics()?;
+        metrics_router.get_or_insert((metrics, options.clone()));
+        let name = format!("api {}", multiaddr_of(local));
+        supervised.push(supervise_listener(
+            &services,
+            name,
             listener,
             router,
-            token.clone(),
-            options,
-        )));
+            stop_accepting.clone(),
+            ServeOptions {
+                abort: abort.clone(),
+                ..options
+            },
+        ));
         out!("RPC API server listening on {}", multiaddr_of(local));
         api_addr.get_or_insert(local);
+    }
+    if let (Some(listener), Some((router, api_options))) = (metrics_listener, metrics_router) {
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        supervised.push(supervise_listener(
+            &services,
+            format!("metrics {}", multiaddr_of(local)),
+            listener,
+            router,
+            stop_accepting.clone(),
+            // The API's limits, plain HTTP (metrics carry no secrets and scrapers rarely speak
+            // TLS to a sidecar port).
+            ServeOptions {
+                name: "metrics",
+                tls: None,
+                abort: abort.clone(),
+                ..api_options
+            },
+        ));
+        out!("Metrics server listening on {}", multiaddr_of(local));
+    }
+    // The swarm is reported, never restarted: a new swarm would be a different node under
+    // every handle. If its task ends before shutdown was asked for, the node is `failed`.
+    services.set(SWARM, ServiceState::Ok);
+    {
+        let (node, services, requested) = (node.clone(), services.clone(), requested.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = node.stopped() => {
+                    if !requested.is_cancelled() {
+                        tracing::error!("the swarm task ended unexpectedly; the node is failed");
+                        services.fail(SWARM, "the swarm task ended unexpectedly", ServiceState::Failed);
+                    }
+                }
+                _ = requested.cancelled() => {}
+            }
+        });
     }
     let mut api = api_addr.expect("at least one listener");
     if api.ip().is_unspecified() {
@@ -271,7 +341,7 @@ pub async fn run(
     // Signal handlers go in before readiness is announced: a signal right after "ready" must
     // take the graceful path, not the default action.
     let signals = Signals::install()?;
-    tokio::spawn(signals.handle(token.clone()));
+    tokio::spawn(signals.handle(requested.clone()));
     out!("Daemon is ready");
     notify(&[NotifyState::Ready, NotifyState::Status("ready")]);
 
@@ -296,22 +366,227 @@ pub async fn run(
         });
     }
 
-    token.cancelled().await;
+    // An embedder-style `Node::shutdown` (or the node's own end) also ends the daemon.
+    tokio::select! {
+        _ = requested.cancelled() => {}
+        _ = token.cancelled() => requested.cancel(),
+    }
+    let code = shut_down(ShutdownParts {
+        node: &node,
+        services: &services,
+        requests: &requests,
+        supervised,
+        stop_accepting,
+        abort,
+        timeout: settings.shutdown_timeout,
+    })
+    .await;
+    remove_api_file(&repo);
+    if code == 0 {
+        out!("Daemon stopped");
+    }
+    Ok(code)
+}
+
+/// The reported-only service: the node's swarm task.
+const SWARM: &str = "swarm";
+
+/// How long in-flight requests may run on after shutdown began before their connections are
+/// closed: Kubo's HTTP servers give them 30 s (`core/corehttp/corehttp.go` `shutdownTimeout`).
+const REQUEST_GRACE: Duration = Duration::from_secs(30);
+
+/// The default of `Internal.ShutdownTimeout`. Kubo 0.42's is 12 h, chosen there not to change
+/// old behaviour; cairn's shutdown was bounded already (about 20 s), so its default is one that
+/// covers the 30 s request grace plus the swarm's and store's close (a few seconds), and stays
+/// under systemd's default `TimeoutStopSec` (90 s), so a hung shutdown is logged by the daemon
+/// itself, naming what hung, rather than ended by SIGKILL.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the daemon reads from the config beyond the node's settings.
+#[derive(Debug)]
+struct DaemonSettings {
+    /// `Internal.ShutdownTimeout` (Kubo's key, a Go duration; `0` waits forever): `None` is
+    /// no limit.
+    shutdown_timeout: Option<Duration>,
+    /// `Cairn.Metrics.Address`: a multiaddr for a listener of its own serving
+    /// `/debug/metrics/prometheus` and `/health`; absent, metrics are on the API port only.
+    metrics_address: Option<String>,
+}
+
+impl DaemonSettings {
+    /// Reads them from the config's free-form sections; bad values are refused at start, as
+    /// Kubo refuses a bad `Internal.ShutdownTimeout`.
+    fn from_config(config: &cairn::node::Config) -> anyhow::Result<Self> {
+        let timeout = config
+            .extra
+            .get("Internal")
+            .and_then(|i| i.get("ShutdownTimeout"))
+            .filter(|v| !v.is_null());
+        let shutdown_timeout = match timeout {
+            None => Some(DEFAULT_SHUTDOWN_TIMEOUT),
+            Some(v) => {
+                let text = v
+                    .as_str()
+                    .with_context(|| format!("Internal.ShutdownTimeout {v} is not a string"))?;
+                let d = cairn::node::config::parse_go_duration(text).with_context(|| {
+                    format!("Internal.ShutdownTimeout {text:?} is not a duration")
+                })?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
+        let metrics = config
+            .extra
+            .get("Cairn")
+            .and_then(|c| c.get("Metrics"))
+            .and_then(|m| m.get("Address"))
+            .filter(|v| !v.is_null());
+        let metrics_address = match metrics {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .with_context(|| format!("Cairn.Metrics.Address {v} is not a string"))?
+                    .to_string(),
+            ),
+        };
+        Ok(DaemonSettings {
+            shutdown_timeout,
+            metrics_address,
+        })
+    }
+}
+
+/// Runs one HTTP listener as a supervised service. The first attempt serves the listener the
+/// daemon bound (or systemd handed over); a restart binds the same address again, so the `api`
+/// file stays right (`SO_REUSEADDR`, which tokio sets, lets it rebind at once).
+fn supervise_listener(
+    services: &Services,
+    name: String,
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+    options: ServeOptions,
+) -> tokio::task::JoinHandle<()> {
+    let addr = listener.local_addr().ok();
+    let mut first = Some(listener);
+    supervisor::supervise(services, name, Policy::default(), stop, move |ctx| {
+        let first = first.take();
+        let router = router.clone();
+        let options = options.clone();
+        async move {
+            let listener = match first {
+                Some(l) => tokio::net::TcpListener::from_std(l).map_err(ServiceError::Start)?,
+                None => {
+                    let addr = addr.ok_or_else(|| {
+                        ServiceError::Start(std::io::Error::other("the listener had no address"))
+                    })?;
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(ServiceError::Start)?
+                }
+            };
+            ctx.ready();
+            cairn::rpc::serve_with(listener, router, ctx.stop_token().clone(), options).await?;
+            Ok(())
+        }
+    })
+}
+
+struct ShutdownParts<'a> {
+    node: &'a Node,
+    services: &'a Services,
+    requests: &'a InFlightRequests,
+    supervised: Vec<tokio::task::JoinHandle<()>>,
+    stop_accepting: CancellationToken,
+    abort: CancellationToken,
+    timeout: Option<Duration>,
+}
+
+/// The shutdown, in order, all within `Internal.ShutdownTimeout`; returns the exit code.
+///
+/// 1. `/health` answers 503 already (the `requested` token); in-flight requests are let finish
+///    for up to [`REQUEST_GRACE`] while the RPC keeps answering, as Kubo's does while it stops.
+/// 2. The listeners stop accepting; connections still open after the grace are closed.
+/// 3. The swarm stops, then the node flushes and closes the store and releases `repo.lock`.
+///
+/// When the deadline passes first, the services not stopped are logged and the exit code is 1,
+/// as Kubo's watchdog does.
+async fn shut_down(parts: ShutdownParts<'_>) -> i32 {
+    let started = tokio::time::Instant::now();
+    let deadline = parts.timeout.map(|t| started + t);
+    let until_deadline = || async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    parts.services.stopping();
     notify(&[NotifyState::Stopping]);
     out!("Shutting down...");
-    for s in servers {
-        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    let grace_end = started + REQUEST_GRACE;
+    let timed_out = |what: String| {
+        tracing::error!(
+            "shutdown did not finish within Internal.ShutdownTimeout ({:?}): {what}; exiting with status 1",
+            parts.timeout.unwrap_or_default()
+        );
+        1
+    };
+
+    // 1. In-flight requests.
+    let in_flight = parts.requests.count();
+    if in_flight > 0 {
+        tracing::info!("waiting for {in_flight} in-flight RPC requests to finish");
     }
-    if tokio::time::timeout(Duration::from_secs(10), node.stopped())
-        .await
-        .is_err()
-    {
-        tracing::error!("the node did not stop within 10 s");
-        return Ok(1);
+    tokio::select! {
+        _ = parts.requests.idle() => {}
+        _ = tokio::time::sleep_until(grace_end) => {
+            tracing::warn!(
+                "{} RPC requests still running after {REQUEST_GRACE:?}; closing their connections",
+                parts.requests.count()
+            );
+            parts.abort.cancel();
+        }
+        _ = until_deadline() => {
+            let names: Vec<String> = parts
+                .services
+                .not_stopped()
+                .into_iter()
+                .filter(|n| n != SWARM)
+                .collect();
+            return timed_out(format!(
+                "service {} has not stopped: {} RPC requests still in flight",
+                names.join(", "),
+                parts.requests.count()
+            ));
+        }
     }
-    remove_api_file(&repo);
-    out!("Daemon stopped");
-    Ok(0)
+
+    // 2. Listeners.
+    parts.stop_accepting.cancel();
+    let listeners = futures::future::join_all(parts.supervised);
+    tokio::select! {
+        _ = listeners => {}
+        _ = until_deadline() => {
+            let names: Vec<String> = parts
+                .services
+                .not_stopped()
+                .into_iter()
+                .filter(|n| n != SWARM)
+                .collect();
+            return timed_out(format!("service {} has not stopped", names.join(", ")));
+        }
+    }
+
+    // 3. The swarm, the store, the repo lock.
+    parts.node.shutdown_token().cancel();
+    tokio::select! {
+        _ = parts.node.stopped() => parts.services.set(SWARM, ServiceState::Stopped),
+        _ = until_deadline() => {
+            return timed_out(format!(
+                "service {SWARM} has not stopped (the swarm, the store flush or the repo lock)"
+            ));
+        }
+    }
+    0
 }
 
 /// The signals that stop the daemon: SIGINT, SIGTERM and SIGHUP.

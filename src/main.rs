@@ -35,8 +35,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::Parser;
 use cli::{
-    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, Encoding, LogFormat, PinCmd, ProvideCmd,
-    PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
+    BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, DiagCmd, Encoding, LogFormat, PinCmd,
+    ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
 };
 use client::{RpcClient, call};
 use serde_json::Value;
@@ -230,6 +230,17 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
         Command::Id { peer } => {
             let c = peer.map_or(call(), |p| call().arg(p));
             print_json(&rpc.json("id", c).await?);
+        }
+        Command::Diag(DiagCmd::Healthy) => {
+            // Kubo's `diag healthy` fails with this text once shutdown has started.
+            let (status, body) = rpc.health().await?;
+            if status == 503 {
+                bail!("daemon is shutting down ({body})");
+            }
+            if status != 200 {
+                bail!("daemon is not healthy: HTTP {status}: {body}");
+            }
+            out!("ok");
         }
         Command::Version => {
             let v = rpc.json("version", call()).await?;

@@ -8,7 +8,8 @@
 //!
 //! Security is Kubo's: `API.Authorizations` (Bearer/Basic secrets with allowed path prefixes),
 //! the Origin/Referer/User-Agent checks against cross-site use, `API.HTTPHeaders` for CORS, and
-//! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`.
+//! body size limits. `GET /debug/metrics/prometheus` serves metrics and `GET /health` says `OK`
+//! (503 once shutdown has begun; `?verbose` lists the [`supervisor`]'s services).
 //!
 //! One cairn extension: `/api/v0/cairn/events`, a WebSocket streaming the node's events, pubsub
 //! messages and log lines as JSON, under the same authorization and Origin rules, with a bounded
@@ -36,9 +37,12 @@ pub mod request;
 pub mod response;
 pub mod security;
 mod server;
+pub mod supervisor;
 pub mod tls;
 
 pub use commands::COMMANDS;
 pub use error::{ApiError, ErrorCode};
 pub use limits::{Limits, ServeOptions};
-pub use server::{ApiBuilder, ApiState, BuildError, serve, serve_tls, serve_with};
+pub use server::{
+    ApiBuilder, ApiState, BuildError, InFlightRequests, serve, serve_tls, serve_until, serve_with,
+};

@@ -178,6 +178,9 @@ pub struct ServeOptions {
     pub counters: LimitCounters,
     /// Serve TLS with this acceptor (see [`crate::tls`]); plain HTTP when `None`.
     pub tls: Option<std::sync::Arc<crate::tls::ReloadingAcceptor>>,
+    /// Tripped to close the connections still open after shutdown (a token never tripped by
+    /// default: connections are waited for).
+    pub abort: tokio_util::sync::CancellationToken,
 }
 
 impl Default for ServeOptions {
@@ -187,6 +190,7 @@ impl Default for ServeOptions {
             limits: Limits::default(),
             counters: LimitCounters::default(),
             tls: None,
+            abort: tokio_util::sync::CancellationToken::new(),
         }
     }
 }

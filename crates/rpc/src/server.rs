@@ -1,6 +1,7 @@
 //! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
 //! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]),
-//! `/debug/metrics/prometheus`, and `/health`.
+//! `/debug/metrics/prometheus`, and `/health` (`?verbose` for every supervised service's state,
+//! see [`crate::supervisor`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub enum BuildError {
 /// The client's address, as a request extension (for the audit log).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RemoteAddr(pub std::net::SocketAddr);
+use crate::supervisor::{ServiceState, ServiceStatus, Services};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -66,6 +68,70 @@ pub(crate) struct Inner {
     pub audit: Option<crate::audit::AuditLog>,
     /// Log lines for the event stream's `{"log":…}` command, when the daemon installed the layer.
     pub logs: Option<cairn_node_core::LogBus>,
+    /// The daemon's supervised services, for `/health?verbose`.
+    pub services: Services,
+    /// Commands running now, counted across every router that shares this tracker.
+    pub requests: InFlightRequests,
+}
+
+/// Counts the commands running now (streams included, until their answer ends), so shutdown
+/// can wait for them to finish. Cheap to clone; clones count together.
+#[derive(Clone, Debug, Default)]
+pub struct InFlightRequests {
+    inner: Arc<InFlightInner>,
+}
+
+#[derive(Debug, Default)]
+struct InFlightInner {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlightRequests {
+    /// A tracker with nothing in flight.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many commands are running now.
+    pub fn count(&self) -> usize {
+        self.inner.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once no command is running.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn start(&self) -> RequestGuard {
+        self.inner
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RequestGuard(self.inner.clone())
+    }
+}
+
+/// One running command; dropping it ends its count.
+#[derive(Debug)]
+struct RequestGuard(Arc<InFlightInner>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// Builds the RPC for a node.
@@ -80,6 +146,8 @@ pub struct ApiBuilder {
     shutdown: Option<CancellationToken>,
     tls: Option<Arc<ReloadingAcceptor>>,
     logs: Option<cairn_node_core::LogBus>,
+    services: Services,
+    requests: InFlightRequests,
 }
 
 impl ApiBuilder {
@@ -94,7 +162,23 @@ impl ApiBuilder {
             shutdown: None,
             tls: None,
             logs: None,
+            services: Services::new(),
+            requests: InFlightRequests::new(),
         }
+    }
+
+    /// The daemon's service table: `/health?verbose` lists it, and its metrics
+    /// (`cairn_service_*`) are served with the RPC's.
+    pub fn services(mut self, services: Services) -> Self {
+        self.services = services;
+        self
+    }
+
+    /// The tracker that counts this RPC's running commands (share one between listeners so
+    /// shutdown can wait for all of them).
+    pub fn requests(mut self, requests: InFlightRequests) -> Self {
+        self.requests = requests;
+        self
     }
 
     /// The repo the config is saved to when the RPC changes it.
@@ -115,7 +199,8 @@ impl ApiBuilder {
         self
     }
 
-    /// The token `/api/v0/shutdown` trips (default: the node's own shutdown token).
+    /// The token `/api/v0/shutdown` trips (default: the node's own shutdown token). Once it is
+    /// tripped, `/health` answers 503.
     pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
         self.shutdown = Some(token);
         self
@@ -141,6 +226,13 @@ impl ApiBuilder {
     ///
     /// This router has no audit log.
     pub fn build(self) -> Router {
+        self.build_with(LimitCounters::default(), None).0
+    }
+
+    /// The axum router, and a second one sharing its state that serves only
+    /// `/debug/metrics/prometheus` and `/health`, for a listener of its own
+    /// (`Cairn.Metrics.Address`). Like [`ApiBuilder::build`]: default limits, no audit log.
+    pub fn build_with_metrics(self) -> (Router, Router) {
         self.build_with(LimitCounters::default(), None)
     }
 
@@ -154,23 +246,35 @@ impl ApiBuilder {
     /// A malformed `Cairn.Limits` or `Cairn.AuditLog`, or an audit log file that cannot be
     /// opened.
     pub fn build_server(self) -> Result<(Router, ServeOptions), BuildError> {
+        self.build_server_with_metrics()
+            .map(|(api, _, options)| (api, options))
+    }
+
+    /// [`ApiBuilder::build_server`], with the metrics-only router of
+    /// [`ApiBuilder::build_with_metrics`].
+    ///
+    /// # Errors
+    /// As [`ApiBuilder::build_server`].
+    pub fn build_server_with_metrics(self) -> Result<(Router, Router, ServeOptions), BuildError> {
         let limits = Limits::from_config(&self.config)?;
         let audit = AuditLog::from_config(&self.config, self.repo_path.as_deref())?;
         let counters = LimitCounters::default();
         let tls = self.tls.clone();
-        let router = self.build_with(counters.clone(), audit);
+        let (api, metrics) = self.build_with(counters.clone(), audit);
         Ok((
-            router,
+            api,
+            metrics,
             ServeOptions {
                 name: "api",
                 limits,
                 counters,
                 tls,
+                abort: CancellationToken::new(),
             },
         ))
     }
 
-    fn build_with(mut self, counters: LimitCounters, audit: Option<AuditLog>) -> Router {
+    fn build_with(mut self, counters: LimitCounters, audit: Option<AuditLog>) -> (Router, Router) {
         let mut registry = self.registry.take().unwrap_or_default();
         counters.register(&mut registry);
         if let Some(log) = &audit {
@@ -189,6 +293,7 @@ impl ApiBuilder {
         if let Some(tls) = &self.tls {
             tls.register_metrics(&mut registry);
         }
+        self.services.register_metrics(&mut registry);
         let metrics = RpcMetrics::new(registry, self.node.clone());
         let shutdown = self.shutdown.unwrap_or_else(|| self.node.shutdown_token());
         let state = ApiState {
@@ -202,24 +307,76 @@ impl ApiBuilder {
                 started: Instant::now(),
                 audit,
                 logs: self.logs,
+                services: self.services,
+                requests: self.requests,
             }),
         };
-        Router::new()
+        let api = Router::new()
             // A GET WebSocket upgrade beside the POST-only commands, with the same checks.
             .route(crate::events::PATH, any(crate::events::handler))
             .route("/api/v0/{*command}", any(api))
             .route("/debug/metrics/prometheus", get(metrics_handler))
             .route("/health", get(health))
             .fallback(|| async { ApiError::NotFound })
-            .with_state(state)
+            .with_state(state.clone());
+        let metrics = Router::new()
+            .route("/debug/metrics/prometheus", get(metrics_handler))
+            .route("/health", get(health))
+            .fallback(|| async { ApiError::NotFound })
+            .with_state(state);
+        (api, metrics)
     }
 }
 
-async fn health(State(state): State<ApiState>) -> Response {
-    if state.inner.node.is_running() && !state.inner.shutdown.is_cancelled() {
-        (StatusCode::OK, "OK").into_response()
+/// `/health?verbose`: the node's state as a whole and every service's row.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Health {
+    status: ServiceState,
+    services: Vec<ServiceStatus>,
+}
+
+/// `GET /health`: `200 OK` while the node serves (some service restarting still counts: the
+/// node is degraded, not down), `503` as soon as shutdown has begun or once the swarm has stopped,
+/// so a load balancer or orchestrator stops sending work while in-flight requests finish. With
+/// `?verbose` (or `?verbose=true`) the body is JSON: `{"Status":..,"Services":[{"Name",
+/// "State","Restarts","LastError"}]}`.
+async fn health(State(state): State<ApiState>, uri: axum::http::Uri) -> Response {
+    let verbose = uri.query().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+            k == "verbose" && !matches!(v, "false" | "0")
+        })
+    });
+    let stopping = state.inner.shutdown.is_cancelled();
+    let running = state.inner.node.is_running();
+    let status = if stopping {
+        ServiceState::Stopping
+    } else if !running {
+        ServiceState::Failed
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+        match state.inner.services.overall() {
+            // Before the daemon registers anything (an embedder's RPC), a running node is ok.
+            ServiceState::Starting => ServiceState::Ok,
+            s => s,
+        }
+    };
+    let code = if stopping || !running {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    if verbose {
+        let body = Health {
+            status,
+            services: state.inner.services.snapshot(),
+        };
+        return (code, axum::Json(body)).into_response();
+    }
+    match (stopping, running) {
+        (false, true) => (code, "OK").into_response(),
+        (true, _) => (code, "shutting down").into_response(),
+        (false, false) => (code, "node stopped").into_response(),
     }
 }
 
@@ -325,6 +482,7 @@ async fn api_chain(state: ApiState, request: Request) -> Response {
                 };
                 let running = Running {
                     _in_flight: state.inner.metrics.in_flight(label),
+                    _request: state.inner.requests.start(),
                     client: gone.clone(),
                     state: state.clone(),
                 };
@@ -364,6 +522,7 @@ async fn api_chain(state: ApiState, request: Request) -> Response {
 /// requests whose client went away meanwhile.
 struct Running {
     _in_flight: crate::metrics::InFlight,
+    _request: RequestGuard,
     client: ClientGone,
     state: ApiState,
 }
@@ -400,6 +559,24 @@ pub async fn serve(
     serve_with(listener, router, shutdown, ServeOptions::default()).await
 }
 
+/// [`serve`], with a second token: once `shutdown` is tripped the listener closes and in-flight
+/// requests are waited for, until `abort` is tripped, which closes the connections still open.
+///
+/// # Errors
+/// As [`serve_with`].
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) -> std::io::Result<()> {
+    let options = ServeOptions {
+        abort,
+        ..ServeOptions::default()
+    };
+    serve_with(listener, router, shutdown, options).await
+}
+
 /// [`serve`] over TLS: every accepted connection first does its handshake with `tls` (in the
 /// connection's own task, so a slow handshake holds up no one else), then is served as
 /// [`serve`] serves plain ones; HTTP/2 is chosen by ALPN. A failed or timed-out handshake
@@ -421,7 +598,16 @@ pub async fn serve_tls(
 /// [`crate::limits`]: a request head (or an idle keep-alive connection) is cut after
 /// `HeaderReadTimeout` (the TLS handshake counts towards the first head), an upload that stalls
 /// after `BodyReadTimeout`, and at `MaxConnections` the listener stops accepting until a
-/// connection ends. Each trigger is counted under `options.name`.
+/// connection ends. Each trigger is counted under `options.name`. After `shutdown`, the
+/// listener closes and in-flight requests are waited for until [`ServeOptions::abort`] is
+/// tripped, which closes the connections still open.
+///
+/// # Errors
+///
+/// Returns the listener's error when `accept` fails in a way waiting cannot cure (the socket
+/// was shut down or closed under it: `EINVAL`, `EBADF`, `ENOTSOCK`...), so a supervisor can
+/// bind a new one. Running out of file descriptors or memory is waited out instead, as Go's
+/// server (and so Kubo) does.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -433,6 +619,7 @@ pub async fn serve_with(
         limits,
         counters,
         tls,
+        abort,
     } = options;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -450,6 +637,7 @@ pub async fn serve_with(
         counters: counters.clone(),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         // A free connection slot first: at the cap, new clients wait in the kernel's backlog.
         let slot = match &slots {
@@ -473,6 +661,12 @@ pub async fn serve_with(
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) if is_connection_error(&e) => continue,
+                Err(e) if is_listener_broken(&e) => {
+                    // The connections already accepted are not the listener's fault: they are
+                    // left to finish while a new listener is bound.
+                    connections.detach_all();
+                    return Err(e);
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning, as
                     // axum's and Go's accept loops do.
@@ -522,7 +716,9 @@ pub async fn serve_with(
         let tls = tls.clone();
         let counters = counters.clone();
         let header_timeout = limits.header_read_timeout;
-        tokio::spawn(async move {
+        // Finished connections are reaped here so the set does not grow with them.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             let serve = async {
                 let outcome = match tls {
                     None => {
@@ -581,8 +777,23 @@ pub async fn serve_with(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = abort.cancelled() => {
+            tracing::warn!("closing {} RPC connections still open", connections.len());
+            connections.abort_all();
+        }
+    }
     Ok(())
+}
+
+/// Errors that mean the listening socket itself is broken: shut down (`EINVAL`), closed
+/// (`EBADF`) or not a socket (`ENOTSOCK`). accept(2) tells callers to treat the other errors
+/// (network errors of the pending connection, `EMFILE`, `ENOBUFS`...) as transient, so those are
+/// waited out in place.
+fn is_listener_broken(e: &std::io::Error) -> bool {
+    // Linux errno values: EBADF 9, EFAULT 14, EINVAL 22, ENOTSOCK 88.
+    matches!(e.raw_os_error(), Some(9 | 14 | 22 | 88))
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {
@@ -591,4 +802,73 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    }
+
+    fn router() -> Router {
+        Router::new().route("/ok", get(|| async { "fine" })).route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        )
+    }
+
+    /// A handler that panics takes down only its own connection (each connection is its own
+    /// task): the listener goes on serving.
+    #[tokio::test]
+    async fn a_panicking_handler_does_not_stop_the_listener() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router(), stop.clone()));
+        let answer = http_get(addr, "/panic").await.unwrap_or_default();
+        assert!(!answer.contains("200 OK"), "{answer}");
+        for _ in 0..3 {
+            let answer = http_get(addr, "/ok").await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+            assert!(answer.ends_with("fine"), "{answer}");
+        }
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    /// A listener shut down under the accept loop (`shutdown(SHUT_RD)` makes Linux's accept
+    /// fail with `EINVAL`) ends `serve` with the error, so a supervisor can bind a new one.
+    #[tokio::test]
+    async fn a_listener_broken_under_serve_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dup = {
+            use std::os::fd::AsFd;
+            listener.as_fd().try_clone_to_owned().unwrap()
+        };
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router(), stop.clone()));
+        tokio::task::yield_now().await;
+        rustix::net::shutdown(&dup, rustix::net::Shutdown::Read).unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("serve noticed the broken listener")
+            .unwrap();
+        let e = result.expect_err("an accept error");
+        assert_eq!(e.raw_os_error(), Some(22), "{e}");
+    }
 }

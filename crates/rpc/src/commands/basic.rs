@@ -98,6 +98,22 @@ fn public_key_of(peer: &libp2p::PeerId) -> String {
         .unwrap_or_default()
 }
 
+/// `diag/healthy` (Kubo 0.42, for container healthchecks): fails with `daemon is shutting down`
+/// once shutdown has begun, even while the RPC still answers; fails when the node (swarm, store)
+/// has stopped; else `"ok"`. Kubo also fetches a built-in CID through its DAG pipeline; here the
+/// store being open stands for that pipeline.
+pub(crate) fn diag_healthy(state: &ApiState) -> Result<Output, ApiError> {
+    if state.inner.shutdown.is_cancelled() {
+        return Err(ApiError::command("daemon is shutting down"));
+    }
+    state
+        .inner
+        .node
+        .blockstore()
+        .map_err(|e| ApiError::command(format!("probe: {e}")))?;
+    Ok(Output::Once(json!("ok")))
+}
+
 /// Answers, then trips the shutdown token once the (empty) response has been sent: Kubo's users
 /// see `EOF` because Kubo closes first; here the client gets a complete 200.
 pub(crate) fn shutdown(state: &ApiState) -> Result<Output, ApiError> {

@@ -46,6 +46,9 @@ pub(crate) async fn subscribe(state: &ApiState, req: &CommandRequest) -> Result<
         }
         Ok(line)
     });
+    // Also ends when shutdown begins, as Kubo's does (its pubsub closes before its HTTP servers
+    // wait for in-flight requests): a subscriber must not hold the daemon's shutdown.
+    let lines = lines.take_until(state.inner.shutdown.clone().cancelled_owned());
     Ok(Output::Stream(lines.boxed()))
 }
 
