@@ -256,6 +256,8 @@ pub async fn run(
     let stop_accepting = CancellationToken::new();
     let abort = CancellationToken::new();
     let services = Services::new();
+    // State changes reach the event stream (`service_state` events).
+    services.publish_to(node.clone());
     let requests = InFlightRequests::new();
     let mut supervised = Vec::new();
     let mut api_addr = None;

@@ -27,6 +27,7 @@
 //! | `block_provided` | `cid` | `block` |
 //! | `bitswap_block_received` | `cid`, `from`, `size` | `bitswap` |
 //! | `bitswap_block_sent` | `cid`, `to`, `size` | `bitswap` |
+//! | `service_state` | `service`, `state`, `error` (when it failed) | `service` |
 //!
 //! For example `{"type":"block_added","cid":"bafkrei…","size":5}`.
 
@@ -52,11 +53,12 @@ pub const EVENT_KINDS: &[&str] = &[
     "dht",
     "block",
     "bitswap",
+    "service",
 ];
 
 impl NodeEvent {
     /// The event's family, for subscribers that filter: `peer`, `pubsub`, `bootstrap`,
-    /// `listen`, `dht`, `block` or `bitswap` (all listed in [`EVENT_KINDS`]).
+    /// `listen`, `dht`, `block`, `bitswap` or `service` (all listed in [`EVENT_KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             NodeEvent::PeerConnected { .. }
@@ -71,6 +73,7 @@ impl NodeEvent {
             NodeEvent::BitswapBlockReceived { .. } | NodeEvent::BitswapBlockSent { .. } => {
                 "bitswap"
             }
+            NodeEvent::ServiceStateChanged { .. } => "service",
         }
     }
 }
@@ -138,6 +141,12 @@ enum Wire<'a> {
         cid: String,
         to: String,
         size: usize,
+    },
+    ServiceState {
+        service: &'a str,
+        state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
     },
 }
 
@@ -239,6 +248,15 @@ impl Serialize for NodeEvent {
                 cid: cid.to_string(),
                 to: to.to_base58(),
                 size: *size,
+            },
+            NodeEvent::ServiceStateChanged {
+                service,
+                state,
+                error,
+            } => Wire::ServiceState {
+                service,
+                state,
+                error: error.as_deref(),
             },
         };
         wire.serialize(serializer)

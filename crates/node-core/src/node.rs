@@ -1173,6 +1173,13 @@ impl Node {
         self.shared.events.subscribe()
     }
 
+    /// Puts `event` on the node's bus, for services that run beside the node and report
+    /// through it (the daemon's supervisor publishes [`NodeEvent::ServiceStateChanged`]). Built
+    /// events cost nothing more when nobody listens; the node never waits for receivers.
+    pub fn publish_event(&self, event: NodeEvent) {
+        self.shared.events.emit(event);
+    }
+
     /// Whether the node has not been shut down.
     pub fn is_running(&self) -> bool {
         !*self.shared.stopped.borrow()

@@ -45,8 +45,8 @@ pub struct PeerInfo {
 
 /// Something that happened on the node; see [`crate::Node::events`] for the bus and
 /// [`crate::events`] for the JSON form (`{"type":"peer_connected",…}`) and the kinds a
-/// subscriber can filter on. New variants will be added (watch-folder imports, service state
-/// changes), so match with a `_` arm.
+/// subscriber can filter on. New variants will be added (watch-folder imports), so match with
+/// a `_` arm.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum NodeEvent {
@@ -135,6 +135,17 @@ pub enum NodeEvent {
         to: PeerId,
         /// Its size in bytes.
         size: usize,
+    },
+    /// A service running beside the node (the daemon's RPC or metrics listener, the swarm)
+    /// changed state; published with [`crate::Node::publish_event`] by whoever supervises it.
+    ServiceStateChanged {
+        /// The service's name (`api /ip4/127.0.0.1/tcp/5001`, `metrics …`, `swarm`).
+        service: String,
+        /// Its new state: `starting`, `ok`, `degraded`, `restarting`, `failed`, `stopping` or
+        /// `stopped`.
+        state: String,
+        /// Why it failed, when it did.
+        error: Option<String>,
     },
 }
 

@@ -110,6 +110,8 @@ pub struct Services {
     table: Arc<Mutex<BTreeMap<String, ServiceStatus>>>,
     restarts: Family<ServiceLabels, Counter>,
     up: Family<ServiceLabels, Gauge>,
+    /// The node whose event bus hears of state changes (see [`Services::publish_to`]).
+    bus: Arc<std::sync::OnceLock<cairn_node_core::Node>>,
 }
 
 impl Services {
@@ -134,6 +136,13 @@ impl Services {
         );
     }
 
+    /// Publishes every later state change on `node`'s event bus as a
+    /// [`cairn_node_core::NodeEvent::ServiceStateChanged`] (the event stream's `service_state`
+    /// events). Only the first node given is used.
+    pub fn publish_to(&self, node: cairn_node_core::Node) {
+        let _ = self.bus.set(node);
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
         let mut table = self.table.lock();
         let row = table
@@ -144,7 +153,20 @@ impl Services {
                 restarts: 0,
                 last_error: None,
             });
+        let before = (row.state, row.last_error.clone());
         f(row);
+        if let Some(node) = self.bus.get()
+            && before != (row.state, row.last_error.clone())
+        {
+            node.publish_event(cairn_node_core::NodeEvent::ServiceStateChanged {
+                service: row.name.clone(),
+                state: row.state.to_string(),
+                error: row
+                    .last_error
+                    .clone()
+                    .filter(|_| row.state != ServiceState::Ok),
+            });
+        }
         let labels = ServiceLabels {
             service: name.to_string(),
         };

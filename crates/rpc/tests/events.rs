@@ -327,3 +327,40 @@ async fn origins_are_checked_as_for_the_rpc() {
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET"));
 }
+
+/// The daemon's supervisor publishes service state changes on the node's bus; a client that
+/// asks for `service` events sees them, failures with their cause.
+#[tokio::test]
+async fn service_state_changes_reach_the_stream() {
+    use cairn_rpc::supervisor::{ServiceState, Services};
+    let api = start().await;
+    let (mut ws, _) = open(&api, &[]).await.unwrap();
+    command(&mut ws, json!({"events": ["service"]})).await;
+    let services = Services::new();
+    services.publish_to(api.node.clone());
+    services.set("metrics /ip4/127.0.0.1/tcp/9", ServiceState::Ok);
+    let ok = until(&mut ws, "service ok", |v| v["type"] == "service_state").await;
+    assert_eq!(
+        ok,
+        json!({"type": "service_state", "service": "metrics /ip4/127.0.0.1/tcp/9", "state": "ok"})
+    );
+    services.fail(
+        "metrics /ip4/127.0.0.1/tcp/9",
+        "accept: Invalid argument",
+        ServiceState::Restarting,
+    );
+    let failed = until(&mut ws, "service restarting", |v| {
+        v["type"] == "service_state" && v["state"] == "restarting"
+    })
+    .await;
+    assert_eq!(failed["error"], "accept: Invalid argument");
+    // The same state again is no change: nothing is sent for it.
+    services.set("metrics /ip4/127.0.0.1/tcp/9", ServiceState::Restarting);
+    services.set("metrics /ip4/127.0.0.1/tcp/9", ServiceState::Ok);
+    let back = until(&mut ws, "service ok again", |v| {
+        v["type"] == "service_state"
+    })
+    .await;
+    assert_eq!(back["state"], "ok");
+    assert!(back.get("error").is_none(), "{back}");
+}
