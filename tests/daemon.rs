@@ -39,31 +39,12 @@ struct Daemon {
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-fn spawn_daemon(mut cmd: Command) -> Daemon {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let err = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(l + "\n"));
-        }
-    });
+fn spawn_daemon(cmd: Command) -> Daemon {
+    let (child, out) = support::spawn_reading(cmd);
     Daemon {
         child,
-        lines,
-        stderr,
+        lines: out.lines,
+        stderr: out.stderr,
     }
 }
 

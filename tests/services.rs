@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -41,33 +41,16 @@ impl Daemon {
     }
 
     fn start_with(repo: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("daemon")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("daemon")
             .args(args)
             .env("CAIRN_PATH", repo)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(l + "\n"));
-            }
-        });
+            .env_remove("RUST_LOG");
+        let (child, out) = support::spawn_reading(cmd);
+        let (lines, stderr) = (out.lines, out.stderr);
         let mut d = Daemon {
             child,
             lines,

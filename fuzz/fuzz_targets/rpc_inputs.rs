@@ -1,6 +1,7 @@
 //! What an RPC client sends: the query string (args and options, the global `offline` and
 //! `timeout` among them), Go durations, pubsub multibase arguments,
-//! pubsub topic names, multipart bodies, and the HTTP/1 request stream read before hyper
+//! pubsub topic names, the cairn-only config sections the RPC reads (`Cairn.Limits`,
+//! `Cairn.TLS`, as JSON), multipart bodies, and the HTTP/1 request stream read before hyper
 //! (`long_uri`). None may panic. Input: [selector][rest]; the rest is split at the first 0xff
 //! into a query string (arbitrary UTF-8: converted lossily, so multi-byte characters appear) and a
 //! multipart body. The whole input is also a connection's byte stream, which must come out the
@@ -21,6 +22,16 @@ fuzz_target!(|data: &[u8]| {
     let query = String::from_utf8_lossy(query);
     let _ = parse_query(&query);
     let _ = multibase_decode(&query);
+    // `Cairn.Limits` and `Cairn.TLS` from arbitrary JSON: an error, never a panic.
+    if let Ok(section) = serde_json::from_str::<serde_json::Value>(&query) {
+        let mut config = cairn_node_core::Config::default();
+        config.extra.insert(
+            "Cairn".into(),
+            serde_json::json!({ "Limits": section.clone(), "TLS": section }),
+        );
+        let _ = cairn_rpc::Limits::from_config(&config);
+        let _ = cairn_rpc::tls::TlsConfig::from_config(&config);
+    }
     // Kubo's `timeout` option (a Go duration); CommandRequest::new below parses it too.
     let _ = parse_go_duration(&query);
     let content_type = match selector % 3 {

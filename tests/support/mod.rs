@@ -16,6 +16,40 @@ use cairn::blockstore::codec::RAW;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// A spawned daemon's output: its stdout lines as they come, and its stderr collected.
+pub struct Spawned {
+    /// Stdout, a line per message.
+    pub lines: mpsc::Receiver<String>,
+    /// Stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Spawns `cmd` with stdout read line by line into a channel and stderr collected, each on a
+/// thread of its own (so the child never blocks on a full pipe).
+pub fn spawn_reading(mut cmd: Command) -> (Child, Spawned) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(l + "\n"));
+        }
+    });
+    (child, Spawned { lines, stderr })
+}
+
 /// Runs `cairn ARGS` on `repo` (`CAIRN_PATH`).
 pub fn cli(repo: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
