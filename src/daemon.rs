@@ -381,8 +381,10 @@ pub async fn run(
         stop_accepting,
         abort,
         timeout: settings.shutdown_timeout,
+        repo: &repo,
     })
     .await;
+    // Already removed before the lock was released, unless the shutdown timed out first.
     remove_api_file(&repo);
     if code == 0 {
         out!("Daemon stopped");
@@ -501,6 +503,7 @@ struct ShutdownParts<'a> {
     stop_accepting: CancellationToken,
     abort: CancellationToken,
     timeout: Option<Duration>,
+    repo: &'a Path,
 }
 
 /// The shutdown, in order, all within `Internal.ShutdownTimeout`; returns the exit code.
@@ -508,7 +511,9 @@ struct ShutdownParts<'a> {
 /// 1. `/health` answers 503 already (the `requested` token); in-flight requests are let finish
 ///    for up to [`REQUEST_GRACE`] while the RPC keeps answering, as Kubo's does while it stops.
 /// 2. The listeners stop accepting; connections still open after the grace are closed.
-/// 3. The swarm stops, then the node flushes and closes the store and releases `repo.lock`.
+/// 3. The `api` file is removed (while the lock is still held, so it can never remove the file
+///    of a daemon started on the same repo after this one let go), then the swarm stops and the
+///    node flushes and closes the store and releases `repo.lock`.
 ///
 /// When the deadline passes first, the services not stopped are logged and the exit code is 1,
 /// as Kubo's watchdog does.
@@ -578,7 +583,8 @@ async fn shut_down(parts: ShutdownParts<'_>) -> i32 {
         }
     }
 
-    // 3. The swarm, the store, the repo lock.
+    // 3. The api file, then the swarm, the store, the repo lock.
+    remove_api_file(parts.repo);
     parts.node.shutdown_token().cancel();
     tokio::select! {
         _ = parts.node.stopped() => parts.services.set(SWARM, ServiceState::Stopped),
