@@ -538,6 +538,17 @@ async fn shut_down(parts: ShutdownParts<'_>) -> i32 {
         1
     };
 
+    // The listeners still running, by name, for the timeout's log line.
+    let listeners_left = || {
+        let names: Vec<String> = parts
+            .services
+            .not_stopped()
+            .into_iter()
+            .filter(|n| n != SWARM)
+            .collect();
+        names.join(", ")
+    };
+
     // 1. In-flight requests.
     let in_flight = parts.requests.count();
     if in_flight > 0 {
@@ -553,15 +564,9 @@ async fn shut_down(parts: ShutdownParts<'_>) -> i32 {
             parts.abort.cancel();
         }
         _ = until_deadline() => {
-            let names: Vec<String> = parts
-                .services
-                .not_stopped()
-                .into_iter()
-                .filter(|n| n != SWARM)
-                .collect();
             return timed_out(format!(
                 "service {} has not stopped: {} RPC requests still in flight",
-                names.join(", "),
+                listeners_left(),
                 parts.requests.count()
             ));
         }
@@ -573,13 +578,7 @@ async fn shut_down(parts: ShutdownParts<'_>) -> i32 {
     tokio::select! {
         _ = listeners => {}
         _ = until_deadline() => {
-            let names: Vec<String> = parts
-                .services
-                .not_stopped()
-                .into_iter()
-                .filter(|n| n != SWARM)
-                .collect();
-            return timed_out(format!("service {} has not stopped", names.join(", ")));
+            return timed_out(format!("service {} has not stopped", listeners_left()));
         }
     }
 
