@@ -248,6 +248,20 @@ pub async fn run(
         None => None,
     };
 
+    // The gateway's listeners (`Addresses.Gateway`; none when the list is empty), bound before
+    // anything is announced, as the RPC's are. A malformed `Gateway` section stops the start.
+    let gateway_config = cairn::gateway::GatewayConfig::from_config(&config)?;
+    let mut gateway_listeners = Vec::new();
+    for a in &config.addresses.gateway.0 {
+        let addr = socket_addr(a).context("Addresses.Gateway")?;
+        gateway_listeners.push(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding the gateway to {a}"))?,
+        );
+    }
+    // One set of gateway metrics, shown by every RPC listener's `/debug/metrics/prometheus`.
+    let gateway_metrics = cairn::gateway::GatewayMetrics::default();
+
     // Shutdown goes in steps, each with its own token (see `shut_down`): `requested` is what
     // signals and `/api/v0/shutdown` trip (from then on `/health` answers 503); the listeners
     // close on `stop_accepting`; connections still open at the end of the grace are closed on
@@ -271,7 +285,12 @@ pub async fn run(
             .log_bus(logs.clone())
             .shutdown_token(requested.clone())
             .services(services.clone())
-            .requests(requests.clone());
+            .requests(requests.clone())
+            .registry({
+                let mut registry = prometheus_client::registry::Registry::default();
+                gateway_metrics.register(&mut registry);
+                registry
+            });
         if let Some(tls) = &tls {
             builder = builder.tls(tls.clone());
         }
@@ -294,6 +313,8 @@ pub async fn run(
         out!("RPC API server listening on {}", multiaddr_of(local));
         api_addr.get_or_insert(local);
     }
+    // The gateway is served with the API's listener limits.
+    let api_serve_options = metrics_router.as_ref().map(|(_, o)| o.clone());
     if let (Some(listener), Some((router, api_options))) = (metrics_listener, metrics_router) {
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
@@ -313,6 +334,39 @@ pub async fn run(
             },
         ));
         out!("Metrics server listening on {}", multiaddr_of(local));
+    }
+    let mut gateway_url = None;
+    for listener in gateway_listeners {
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let router = cairn::gateway::Gateway::new(node.clone(), gateway_config.clone())
+            .metrics(gateway_metrics.clone())
+            .router();
+        // `Cairn.Limits` (header and body read timeouts, the connection cap) hold here too;
+        // Kubo's gateway is plain HTTP, so no TLS.
+        let options = match &api_serve_options {
+            Some(api_options) => ServeOptions {
+                name: "gateway",
+                tls: None,
+                abort: abort.clone(),
+                ..api_options.clone()
+            },
+            None => ServeOptions {
+                name: "gateway",
+                abort: abort.clone(),
+                ..ServeOptions::default()
+            },
+        };
+        supervised.push(supervise_listener(
+            &services,
+            format!("gateway {}", multiaddr_of(local)),
+            listener,
+            router,
+            stop_accepting.clone(),
+            options,
+        ));
+        out!("Gateway server listening on {}", multiaddr_of(local));
+        gateway_url.get_or_insert(local);
     }
     // The swarm is reported, never restarted: a new swarm would be a different node under
     // every handle. If its task ends before shutdown was asked for, the node is `failed`.
@@ -340,6 +394,13 @@ pub async fn run(
         });
     }
     write_api_file(&repo, &multiaddr_of(api))?;
+    if let Some(mut gateway) = gateway_url {
+        if gateway.ip().is_unspecified() {
+            gateway.set_ip([127, 0, 0, 1].into());
+        }
+        // Kubo's `gateway` repo file: the URL tools open.
+        write_repo_file(&repo, "gateway", &format!("http://{gateway}"))?;
+    }
     // Signal handlers go in before readiness is announced: a signal right after "ready" must
     // take the graceful path, not the default action.
     let signals = Signals::install()?;
@@ -636,15 +697,22 @@ impl Signals {
 }
 
 fn write_api_file(repo: &Path, multiaddr: &str) -> anyhow::Result<()> {
-    // Atomically, so a client never reads half an address.
-    let tmp = repo.join(".api.tmp");
-    std::fs::write(&tmp, multiaddr)?;
-    std::fs::rename(&tmp, repo.join("api"))?;
+    write_repo_file(repo, "api", multiaddr)
+}
+
+/// Writes one of the repo's address files (`api`, `gateway`) atomically, so a client never
+/// reads half an address.
+fn write_repo_file(repo: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let tmp = repo.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, repo.join(name))?;
     Ok(())
 }
 
+/// Removes the `api` and `gateway` files (Kubo's `FSRepo.Close` removes both).
 fn remove_api_file(repo: &Path) {
     let _ = std::fs::remove_file(repo.join("api"));
+    let _ = std::fs::remove_file(repo.join("gateway"));
 }
 
 /// Checks the config against Kubo's schema at start-up, as Kubo decodes its config: a known key

@@ -11,6 +11,7 @@
 pub use cairn_bitswap as bitswap;
 pub use cairn_blockstore as blockstore;
 pub use cairn_bootstrap as bootstrap;
+pub use cairn_gateway as gateway;
 pub use cairn_node_core as node;
 pub use cairn_rpc as rpc;
 

@@ -105,7 +105,7 @@ pub struct Addresses {
     /// RPC API listen address(es).
     #[serde(rename = "API")]
     pub api: Strings,
-    /// Gateway listen address(es) (kept for Kubo tools; cairn has no gateway yet).
+    /// Gateway listen address(es): where `cairn daemon` serves the HTTP gateway (none when empty).
     pub gateway: Strings,
     /// Addresses announced instead of the listen addresses.
     #[serde(deserialize_with = "null_as_empty")]

@@ -371,6 +371,39 @@ impl Node {
         stream
     }
 
+    /// A CARv1 of an IPFS path as the trustless gateway serves it: the blocks that resolve
+    /// `path`, then those of its terminal element chosen by `scope` and (for a file) `bytes`
+    /// (see [`cairn_unixfs::scope::write_car`]). The stream's first item comes only once the
+    /// path's root block was read, so a missing root or a bad path is its first item (an
+    /// error), before any byte.
+    ///
+    /// # Errors
+    /// A path that does not parse is an error here; everything else is in the stream.
+    pub fn export_car_path(
+        &self,
+        path: &str,
+        scope: cairn_unixfs::scope::DagScope,
+        bytes: Option<cairn_unixfs::scope::EntityBytes>,
+        opts: FetchOptions,
+    ) -> Result<ByteStream, NodeError> {
+        let (root, segments) = exporter::parse_path(path)?;
+        // Only a whole DAG under the root is worth prefetching; a path or a range reads a few
+        // blocks of it.
+        let whole =
+            scope == cairn_unixfs::scope::DagScope::All && segments.is_empty() && bytes.is_none();
+        let src = self.block_source(opts).whole_dags(whole);
+        src.walking(root);
+        let (tx, stream) = channel();
+        spawn_walk(&tx.clone(), async move {
+            let result =
+                cairn_unixfs::scope::write_car(&src, root, &segments, scope, bytes, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        Ok(stream)
+    }
+
     /// Reads a CARv1 or CARv2 and stores its blocks (each verified against its CID), in batches,
     /// telling Bitswap and the provider about them (Kubo's `dag import`, without pinning: the
     /// caller pins the roots it wants).

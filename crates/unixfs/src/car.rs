@@ -44,7 +44,7 @@ fn car_err(reason: impl Into<String>) -> UnixfsError {
 }
 
 /// The CARv1 header: dag-cbor `{roots, version}` (canonical key order: `roots` first).
-fn header_bytes(roots: &[Cid]) -> Result<Vec<u8>, UnixfsError> {
+pub(crate) fn header_bytes(roots: &[Cid]) -> Result<Vec<u8>, UnixfsError> {
     let mut map = std::collections::BTreeMap::new();
     map.insert(
         "roots".to_string(),

@@ -7,7 +7,8 @@
 //! - [`exporter`]: files (with offset and length), directories (plain and HAMT), path
 //!   resolution; [`tar`]: the tar (or gzip) stream of `get`.
 //! - [`refs`], [`codec`], [`car`]: DAG walks, dag-pb/raw/dag-cbor/dag-json conversions,
-//!   CARv1 export and CARv1/v2 import.
+//!   CARv1 export and CARv1/v2 import; [`scope`]: CARs of a path and part of a DAG (the
+//!   trustless gateway's `dag-scope` and `entity-bytes`).
 //!
 //! The UnixFS format is the one in <https://specs.ipfs.tech/unixfs/>; where the spec leaves room,
 //! cairn does what Kubo (boxo's importer and exporter) does, so CIDs match Kubo's byte for byte.
@@ -25,6 +26,7 @@ mod error;
 pub mod exporter;
 pub mod importer;
 pub mod refs;
+pub mod scope;
 pub mod tar;
 
 pub use error::UnixfsError;
