@@ -1,5 +1,6 @@
 //! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
-//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]),
+//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]), the
+//! status page `/cairn/status` (see [`crate::status`]),
 //! `/debug/metrics/prometheus`, and `/health` (`?verbose` for every supervised service's state,
 //! see [`crate::supervisor`]).
 
@@ -314,6 +315,9 @@ impl ApiBuilder {
         let api = Router::new()
             // A GET WebSocket upgrade beside the POST-only commands, with the same checks.
             .route(crate::events::PATH, any(crate::events::handler))
+            // The status page and its assets: GET, with the same checks (see `status`).
+            .route(crate::status::PATH, any(crate::status::handler))
+            .route("/cairn/status/{*asset}", any(crate::status::handler))
             .route("/api/v0/{*command}", any(api))
             .route("/debug/metrics/prometheus", get(metrics_handler))
             .route("/health", get(health))
