@@ -12,11 +12,12 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "system packages (iproute2: network-namespace tests; systemd: systemd-socket-activate; curl: TLS tests)"
+step "system packages (iproute2: network-namespace tests; systemd: systemd-socket-activate; curl: TLS tests; chromium: the status page test)"
 missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
@@ -39,6 +40,11 @@ done
 step "JS oracles of cairn-unixfs (@ipld/car; the importer oracle uses kubo-client-smoke's tree)"
 if [ ! -d crates/unixfs/tests/js/node_modules ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/unixfs/tests/js
+fi
+
+step "the status page's browser test (puppeteer-core, driving the system chromium)"
+if [ ! -d tests/js/node_modules ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix tests/js
 fi
 
 step "kubo-peer (a real Kubo 0.22 from the kubo-python wheel; python3 with cffi and cryptography)"

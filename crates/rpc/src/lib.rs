@@ -13,7 +13,9 @@
 //!
 //! One cairn extension: `/api/v0/cairn/events`, a WebSocket streaming the node's events, pubsub
 //! messages and log lines as JSON, under the same authorization and Origin rules, with a bounded
-//! queue per client (see [`events`]).
+//! queue per client (see [`events`]). And the daemon's status page, `GET /cairn/status` (see
+//! [`status`]): a small embedded page that shows the node's state live, from the
+//! `cairn/status` snapshot command and that event stream.
 //!
 //! ```no_run
 //! # async fn demo(node: cairn_node_core::Node, config: cairn_node_core::Config) -> std::io::Result<()> {
@@ -37,6 +39,7 @@ pub mod request;
 pub mod response;
 pub mod security;
 mod server;
+pub mod status;
 pub mod supervisor;
 pub mod tls;
 

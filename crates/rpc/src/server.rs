@@ -1,5 +1,6 @@
 //! The HTTP server: `/api/v0/*` with Kubo's handler chain (authorization, cross-site checks,
-//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]),
+//! POST-only, parse, run), the `/api/v0/cairn/events` WebSocket (see [`crate::events`]), the
+//! status page `/cairn/status` (see [`crate::status`]),
 //! `/debug/metrics/prometheus`, and `/health` (`?verbose` for every supervised service's state,
 //! see [`crate::supervisor`]).
 
@@ -314,6 +315,9 @@ impl ApiBuilder {
         let api = Router::new()
             // A GET WebSocket upgrade beside the POST-only commands, with the same checks.
             .route(crate::events::PATH, any(crate::events::handler))
+            // The status page and its assets: GET, with the same checks (see `status`).
+            .route(crate::status::PATH, any(crate::status::handler))
+            .route("/cairn/status/{*asset}", any(crate::status::handler))
             .route("/api/v0/{*command}", any(api))
             .route("/debug/metrics/prometheus", get(metrics_handler))
             .route("/health", get(health))
@@ -336,6 +340,23 @@ struct Health {
     services: Vec<ServiceStatus>,
 }
 
+/// The node's state as a whole, as `/health?verbose` and `cairn/status` report it: `stopping`
+/// once shutdown has begun, `failed` once the swarm has stopped, else the services' overall state
+/// (`ok` while nothing is registered yet, e.g. an embedder's RPC).
+pub(crate) fn overall_state(state: &ApiState) -> ServiceState {
+    if state.inner.shutdown.is_cancelled() {
+        ServiceState::Stopping
+    } else if !state.inner.node.is_running() {
+        ServiceState::Failed
+    } else {
+        match state.inner.services.overall() {
+            // Before the daemon registers anything (an embedder's RPC), a running node is ok.
+            ServiceState::Starting => ServiceState::Ok,
+            s => s,
+        }
+    }
+}
+
 /// `GET /health`: `200 OK` while the node serves (some service restarting still counts: the
 /// node is degraded, not down), `503` as soon as shutdown has begun or once the swarm has stopped,
 /// so a load balancer or orchestrator stops sending work while in-flight requests finish. With
@@ -350,17 +371,7 @@ async fn health(State(state): State<ApiState>, uri: axum::http::Uri) -> Response
     });
     let stopping = state.inner.shutdown.is_cancelled();
     let running = state.inner.node.is_running();
-    let status = if stopping {
-        ServiceState::Stopping
-    } else if !running {
-        ServiceState::Failed
-    } else {
-        match state.inner.services.overall() {
-            // Before the daemon registers anything (an embedder's RPC), a running node is ok.
-            ServiceState::Starting => ServiceState::Ok,
-            s => s,
-        }
-    };
+    let status = overall_state(&state);
     let code = if stopping || !running {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

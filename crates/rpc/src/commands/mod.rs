@@ -13,6 +13,7 @@ mod pubsub;
 mod repo;
 mod resolve;
 mod routing;
+mod status;
 mod unixfs;
 
 use cairn_blockstore::Cid;
@@ -51,6 +52,7 @@ pub const COMMANDS: &[&str] = &[
     "bootstrap/rm",
     "bootstrap/rm/all",
     "cairn/bootstrap/status",
+    "cairn/status",
     "pubsub/pub",
     "pubsub/sub",
     "pubsub/ls",
@@ -263,6 +265,7 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "bootstrap/rm" => network::bootstrap_rm(s, &req, false).await,
         "bootstrap/rm/all" => network::bootstrap_rm(s, &req, true).await,
         "cairn/bootstrap/status" => network::bootstrap_status(s).await,
+        "cairn/status" => status::status(s).await,
         "pubsub/pub" => pubsub::publish(s, &mut req).await,
         "pubsub/sub" => pubsub::subscribe(s, &req).await,
         "pubsub/ls" => pubsub::ls(s).await,

@@ -234,6 +234,13 @@ pub(crate) async fn bootstrap_rm(
 
 /// cairn's extension (Kubo has no such command): the bootstrapper's state.
 pub(crate) async fn bootstrap_status(state: &ApiState) -> Result<Output, ApiError> {
+    Ok(Output::Once(bootstrap_json(state).await?))
+}
+
+/// The bootstrapper's state as `cairn/bootstrap/status` answers it (and `cairn/status` embeds
+/// it): `Phase`, `Attempt`, `RetryInMs`, `Attempts`, `Successes`, `Failures`, `ConnectedPeers`,
+/// `ConnectedBootstrapPeers`, `LastError`.
+pub(crate) async fn bootstrap_json(state: &ApiState) -> Result<Value, ApiError> {
     let s = state.inner.node.bootstrap_status().await?;
     let retry_in_ms = match &s.phase {
         BootstrapPhase::BackingOff { until, .. } => Some(
@@ -248,7 +255,7 @@ pub(crate) async fn bootstrap_status(state: &ApiState) -> Result<Output, ApiErro
         BootstrapPhase::BackingOff { failed_rounds, .. } => Some(*failed_rounds),
         _ => None,
     };
-    Ok(Output::Once(json!({
+    Ok(json!({
         "Phase": phase_name(&s.phase),
         "Attempt": attempt,
         "RetryInMs": retry_in_ms,
@@ -258,5 +265,5 @@ pub(crate) async fn bootstrap_status(state: &ApiState) -> Result<Output, ApiErro
         "ConnectedPeers": s.connected_peers,
         "ConnectedBootstrapPeers": s.connected_bootstrap_peers.iter().map(|p| p.to_base58()).collect::<Vec<_>>(),
         "LastError": s.last_error,
-    })))
+    }))
 }

@@ -32,41 +32,62 @@ pub(crate) fn stream_blocking(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
 }
 
+/// The store's totals as `repo/stat` and `cairn/status` report them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Totals {
+    /// The store's size on disk (sled's files plus the block files), in bytes.
+    pub repo_size: u64,
+    /// `Datastore.StorageMax` in bytes (Kubo's 10 GB when unset or unreadable).
+    pub storage_max: u64,
+    /// Blocks in the index (0 when not counted).
+    pub blocks: u64,
+}
+
+/// Reads the store's [`Totals`] on the blocking pool: the disk usage, and with `count` the
+/// index's running block count (constant time either way: no block is read).
+pub(crate) async fn totals(state: &ApiState, count: bool) -> Result<Totals, ApiError> {
+    let store = state.inner.node.blockstore()?;
+    let storage_max =
+        parse_size(&state.inner.config.lock().datastore.storage_max).unwrap_or(10_000_000_000);
+    let (stat, disk) = tokio::task::spawn_blocking(move || {
+        let disk = store.disk_usage();
+        let stat = if count {
+            store.stat()
+        } else {
+            Ok(Default::default())
+        };
+        (stat, disk)
+    })
+    .await
+    .map_err(ApiError::command)?;
+    Ok(Totals {
+        repo_size: disk?,
+        storage_max,
+        blocks: stat?.blocks,
+    })
+}
+
 /// `repo/stat`: Kubo's fields. `NumObjects` and the sizes come from the blockstore's index and
 /// `RepoSize` is the store's size on disk (sled's files plus the block files): no block is read.
 pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let size_only = req.flag(&["size-only", "s"], false)?;
     // `human` only changes the CLI's text; the JSON carries bytes either way, as in Kubo.
     let _human = req.flag(&["human", "H"], false)?;
-    let store = state.inner.node.blockstore()?;
-    let storage_max =
-        parse_size(&state.inner.config.lock().datastore.storage_max).unwrap_or(10_000_000_000);
-    let (stat, disk) = tokio::task::spawn_blocking(move || {
-        let disk = store.disk_usage();
-        let stat = if size_only {
-            Ok(Default::default())
-        } else {
-            store.stat()
-        };
-        (stat, disk)
-    })
-    .await
-    .map_err(ApiError::command)?;
-    let (stat, repo_size) = (stat?, disk?);
+    let t = totals(state, !size_only).await?;
     if size_only {
         // Kubo answers its whole `Stat` struct with the other fields zero-valued.
         return Ok(Output::Once(json!({
-            "RepoSize": repo_size,
-            "StorageMax": storage_max,
+            "RepoSize": t.repo_size,
+            "StorageMax": t.storage_max,
             "NumObjects": 0,
             "RepoPath": "",
             "Version": "",
         })));
     }
     Ok(Output::Once(json!({
-        "RepoSize": repo_size,
-        "StorageMax": storage_max,
-        "NumObjects": stat.blocks,
+        "RepoSize": t.repo_size,
+        "StorageMax": t.storage_max,
+        "NumObjects": t.blocks,
         "RepoPath": state.inner.repo_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "Version": format!("cairn-repo@{REPO_VERSION}"),
     })))
