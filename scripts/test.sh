@@ -42,6 +42,11 @@ if [ ! -d crates/unixfs/tests/js/node_modules ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/unixfs/tests/js
 fi
 
+step "the gateway's JS clients (@helia/verified-fetch, @ipld/car)"
+if [ ! -d crates/gateway/tests/js/node_modules ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/gateway/tests/js
+fi
+
 step "the status page's browser test (puppeteer-core, driving the system chromium)"
 if [ ! -d tests/js/node_modules ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix tests/js

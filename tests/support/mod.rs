@@ -104,10 +104,11 @@ pub fn init_repo(dir: &Path) {
     );
 }
 
-/// A running daemon and its RPC address.
+/// A running daemon, its RPC address and its gateway's (`host:port`).
 pub struct Daemon {
     pub child: Child,
     pub api: String,
+    pub gateway: Option<String>,
 }
 
 impl Daemon {
@@ -138,13 +139,20 @@ impl Daemon {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut api = None;
+        let mut gateway = None;
+        let host_port = |addr: &str| {
+            // /ip4/127.0.0.1/tcp/PORT
+            let parts: Vec<&str> = addr.split('/').collect();
+            format!("{}:{}", parts[2], parts[4])
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).expect("the daemon did not get ready");
             if let Some(addr) = line.strip_prefix("RPC API server listening on ") {
-                // /ip4/127.0.0.1/tcp/PORT
-                let parts: Vec<&str> = addr.split('/').collect();
-                api = Some(format!("{}:{}", parts[2], parts[4]));
+                api = Some(host_port(addr));
+            }
+            if let Some(addr) = line.strip_prefix("Gateway server listening on ") {
+                gateway = Some(host_port(addr));
             }
             if line.contains("Daemon is ready") {
                 break;
@@ -153,6 +161,7 @@ impl Daemon {
         Daemon {
             child,
             api: api.expect("an RPC address"),
+            gateway,
         }
     }
 
@@ -200,6 +209,41 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(raw.get(..size)?);
         raw = raw.get(size + 2..)?;
     }
+}
+
+/// GETs `path` (with `headers`, `Name: value` each) from `addr` and reads the whole answer:
+/// status, lower-cased header lines, de-chunked body.
+pub fn get(addr: &str, path: &str, headers: &[&str]) -> std::io::Result<(Answer, Vec<String>)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(cut)?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(cut)?;
+    let rest = &raw[end + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(rest).ok_or_else(cut)?
+    } else {
+        rest.to_vec()
+    };
+    let lines = head.lines().skip(1).map(str::to_string).collect();
+    Ok((Answer { status, body }, lines))
 }
 
 /// POSTs `/api/v0/<path>` (with an optional file part) and reads the whole answer. `Err` for a
