@@ -153,7 +153,7 @@ impl<S: BlockSource + ?Sized, E: Send + 'static> BlockSource for Tee<'_, S, E> {
             let Some(data) = self.src.get(cid).await? else {
                 return Ok(None);
             };
-            if self.written.lock().map_or(false, |mut w| w.insert(*cid)) {
+            if self.written.lock().is_ok_and(|mut w| w.insert(*cid)) {
                 let header = self.header.lock().ok().and_then(|mut h| h.take());
                 for part in header.into_iter().chain([section(cid, &data)]) {
                     self.out
