@@ -182,8 +182,12 @@ fn first_byte_deadline(
     deadline: Option<Instant>,
     now: Instant,
 ) -> Option<Instant> {
-    let retrieval = config.retrieval_timeout.map(|t| now + t);
-    match (retrieval, deadline) {
+    earliest(config.retrieval_timeout.map(|t| now + t), deadline)
+}
+
+/// The sooner of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
@@ -288,14 +292,7 @@ fn limited(
             s.metrics.sent(chunk.len());
             return Some((Ok(chunk), s));
         }
-        let at = first_byte_deadline(
-            &GatewayConfig {
-                retrieval_timeout: s.retrieval,
-                ..GatewayConfig::default()
-            },
-            s.deadline,
-            Instant::now(),
-        );
+        let at = earliest(s.retrieval.map(|t| Instant::now() + t), s.deadline);
         let next = match at {
             None => s.rest.next().await,
             Some(at) => match tokio::time::timeout_at(at, s.rest.next()).await {

@@ -93,8 +93,9 @@ pub const MAX_TOPICS: usize = 64;
 /// The largest command frame a client may send, in bytes.
 const MAX_COMMAND: usize = 64 << 10;
 
-/// The token of `bearer.<token>` / `basic.<b64>` subprotocols, as an `Authorization` value.
-fn authorization_from_protocol(proto: &str) -> Option<String> {
+/// The token of `bearer.<token>` / `basic.<b64>` subprotocols, as an `Authorization` value;
+/// `None` for any other subprotocol.
+pub fn authorization_from_protocol(proto: &str) -> Option<String> {
     if let Some(token) = proto.strip_prefix("bearer.") {
         Some(format!("Bearer {token}"))
     } else {
@@ -104,8 +105,9 @@ fn authorization_from_protocol(proto: &str) -> Option<String> {
     }
 }
 
-/// The offered subprotocols, in order.
-fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+/// The subprotocols a client offered (`Sec-WebSocket-Protocol`, comma-separated, possibly in
+/// several headers), in order, trimmed, empty ones dropped.
+pub fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -363,6 +365,79 @@ async fn next_log(
     }
 }
 
+/// A command frame from a client, parsed (see the module documentation for the JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientCommand {
+    /// `{"subscribe":"pubsub","topic":T}`: pubsub messages on topic `T` (plain text).
+    Subscribe(String),
+    /// `{"unsubscribe":"pubsub","topic":T}`.
+    Unsubscribe(String),
+    /// `{"log":"debug"}`: log lines at this level and above; `None` for `"off"`.
+    Log(Option<LogLevel>),
+    /// `{"events":[kinds]}`: only these event kinds from now on.
+    Events(BTreeSet<String>),
+}
+
+impl ClientCommand {
+    /// Parses one decoded command frame.
+    ///
+    /// # Errors
+    /// The text of the `error` message the client is answered with: an unknown command,
+    /// subscription, log level or event kind, or a missing `topic`.
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        if let Some(what) = v.get("subscribe").or_else(|| v.get("unsubscribe")) {
+            let subscribe = v.get("subscribe").is_some();
+            if what != "pubsub" {
+                return Err(format!("unknown subscription {what}; only \"pubsub\""));
+            }
+            let Some(topic) = v.get("topic").and_then(Value::as_str) else {
+                return Err("\"topic\" (a plain-text topic name) is required".into());
+            };
+            return Ok(if subscribe {
+                ClientCommand::Subscribe(topic.to_string())
+            } else {
+                ClientCommand::Unsubscribe(topic.to_string())
+            });
+        }
+        if let Some(level) = v.get("log") {
+            let Some(level) = level.as_str() else {
+                return Err("\"log\" takes error, warn, info, debug or off".into());
+            };
+            if level.eq_ignore_ascii_case("off") {
+                return Ok(ClientCommand::Log(None));
+            }
+            return match LogLevel::parse(level) {
+                Some(level) => Ok(ClientCommand::Log(Some(level))),
+                None => Err(format!(
+                    "unknown log level {level:?}; use error, warn, info, debug or off"
+                )),
+            };
+        }
+        if let Some(kinds) = v.get("events") {
+            let Some(list) = kinds.as_array() else {
+                return Err("\"events\" takes an array of kinds".into());
+            };
+            let mut set = BTreeSet::new();
+            for k in list {
+                match k.as_str() {
+                    Some(k) if EVENT_KINDS.contains(&k) => {
+                        set.insert(k.to_string());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown event kind {k}; known: {}",
+                            EVENT_KINDS.join(", ")
+                        ));
+                    }
+                }
+            }
+            return Ok(ClientCommand::Events(set));
+        }
+        Err("unknown command; use subscribe, unsubscribe, log or events".into())
+    }
+}
+
 fn error(message: impl Into<String>) -> Value {
     json!({"type": "error", "message": message.into()})
 }
@@ -378,70 +453,38 @@ impl Client {
     }
 
     async fn run(&mut self, v: &Value) -> Value {
-        if let Some(what) = v.get("subscribe").or_else(|| v.get("unsubscribe")) {
-            let subscribe = v.get("subscribe").is_some();
-            if what != "pubsub" {
-                return error(format!("unknown subscription {what}; only \"pubsub\""));
-            }
-            let Some(topic) = v.get("topic").and_then(Value::as_str) else {
-                return error("\"topic\" (a plain-text topic name) is required");
-            };
-            return if subscribe {
-                self.subscribe(topic).await
-            } else {
-                match self.topics.remove(topic) {
-                    Some(handle) => {
-                        handle.abort();
-                        json!({"type": "unsubscribed", "topic": topic})
-                    }
-                    None => error(format!("not subscribed to {topic:?}")),
+        let command = match ClientCommand::parse(v) {
+            Ok(c) => c,
+            Err(message) => return error(message),
+        };
+        match command {
+            ClientCommand::Subscribe(topic) => self.subscribe(&topic).await,
+            ClientCommand::Unsubscribe(topic) => match self.topics.remove(&topic) {
+                Some(handle) => {
+                    handle.abort();
+                    json!({"type": "unsubscribed", "topic": topic})
                 }
-            };
-        }
-        if let Some(level) = v.get("log") {
-            let Some(level) = level.as_str() else {
-                return error("\"log\" takes error, warn, info, debug or off");
-            };
-            if level.eq_ignore_ascii_case("off") {
+                None => error(format!("not subscribed to {topic:?}")),
+            },
+            ClientCommand::Log(None) => {
                 self.log = None;
-                return json!({"type": "log_level", "level": "off"});
+                json!({"type": "log_level", "level": "off"})
             }
-            let Some(level) = LogLevel::parse(level) else {
-                return error(format!(
-                    "unknown log level {level:?}; use error, warn, info, debug or off"
-                ));
-            };
-            let Some(bus) = &self.logs else {
-                return error("log lines are not available on this API");
-            };
-            // Replace (not add to) any earlier subscription, so the level really changes.
-            self.log = None;
-            self.log = Some(bus.subscribe(level));
-            return json!({"type": "log_level", "level": level.as_str()});
-        }
-        if let Some(kinds) = v.get("events") {
-            let Some(list) = kinds.as_array() else {
-                return error("\"events\" takes an array of kinds");
-            };
-            let mut set = BTreeSet::new();
-            for k in list {
-                match k.as_str() {
-                    Some(k) if EVENT_KINDS.contains(&k) => {
-                        set.insert(k.to_string());
-                    }
-                    _ => {
-                        return error(format!(
-                            "unknown event kind {k}; known: {}",
-                            EVENT_KINDS.join(", ")
-                        ));
-                    }
-                }
+            ClientCommand::Log(Some(level)) => {
+                let Some(bus) = &self.logs else {
+                    return error("log lines are not available on this API");
+                };
+                // Replace (not add to) any earlier subscription, so the level really changes.
+                self.log = None;
+                self.log = Some(bus.subscribe(level));
+                json!({"type": "log_level", "level": level.as_str()})
             }
-            let reply = json!({"type": "events_filter", "kinds": set});
-            self.kinds = Some(set);
-            return reply;
+            ClientCommand::Events(set) => {
+                let reply = json!({"type": "events_filter", "kinds": set});
+                self.kinds = Some(set);
+                reply
+            }
         }
-        error("unknown command; use subscribe, unsubscribe, log or events")
     }
 
     async fn subscribe(&mut self, topic: &str) -> Value {
