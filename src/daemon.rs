@@ -342,12 +342,12 @@ pub async fn run(
         let router = cairn::gateway::Gateway::new(node.clone(), gateway_config.clone())
             .metrics(gateway_metrics.clone())
             .router();
-        // `Cairn.Limits` (header and body read timeouts, the connection cap) hold here too;
-        // Kubo's gateway is plain HTTP, so no TLS.
+        // `Cairn.Limits` (header and body read timeouts, the connection cap) hold here too, and
+        // `Cairn.TLS` when set: the gateway is served over TLS with the RPC's certificate
+        // (reloaded when its files change). Without it, plain HTTP, as Kubo's gateway.
         let options = match &api_serve_options {
             Some(api_options) => ServeOptions {
                 name: "gateway",
-                tls: None,
                 abort: abort.clone(),
                 ..api_options.clone()
             },
@@ -399,7 +399,8 @@ pub async fn run(
             gateway.set_ip([127, 0, 0, 1].into());
         }
         // Kubo's `gateway` repo file: the URL tools open.
-        write_repo_file(&repo, "gateway", &format!("http://{gateway}"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        write_repo_file(&repo, "gateway", &format!("{scheme}://{gateway}"))?;
     }
     // Signal handlers go in before readiness is announced: a signal right after "ready" must
     // take the graceful path, not the default action.

@@ -71,6 +71,26 @@ fn the_rpc_is_served_over_tls_when_cairn_tls_is_set() {
     let id: serde_json::Value = serde_json::from_str(body).unwrap();
     assert!(id["ID"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
 
+    // The gateway is served over TLS with the same certificate, and says so in its repo file.
+    let gateway = daemon.gateway.clone().expect("a gateway address");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("gateway")).unwrap(),
+        format!("https://{gateway}")
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(certs.path().join("ca.pem"))
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://{gateway}/ipfs/bafkqaaa"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Plain HTTP gets no answer from a TLS listener.
     let plain = Command::new("curl")
         .args([
