@@ -390,6 +390,23 @@ async fn respond(gw: &Inner, req: Request) -> Result<Reply, Failure> {
     let root = cairn_node_core::unixfs::exporter::parse_path(first)
         .map_err(|e| Failure::node(&content_path, NodeError::Unixfs(e)))?
         .0;
+    // `Cache-Control: only-if-cached`: answer only from what is here (412 otherwise), as the
+    // path gateway spec asks.
+    let only_if_cached = req
+        .headers()
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"))
+        });
+    if only_if_cached && !gw.node.has_block(&root).await.unwrap_or(false) {
+        return Ok(text(
+            StatusCode::PRECONDITION_FAILED,
+            &format!("{root} is not in this node's store (Cache-Control: only-if-cached)"),
+        ));
+    }
     let ctx = Ctx {
         gw,
         head: method == Method::HEAD,

@@ -561,12 +561,25 @@ async fn limits_timeouts_and_no_fetch() {
     assert_eq!(got.status, 404, "{}", got.text());
     let got = curl(&format!("{gw}/ipfs/{missing}?format=car"), &[]).await;
     assert_eq!(got.status, 404, "{}", got.text());
+    // only-if-cached: 412 for what is not here, whatever NoFetch says.
+    let got = curl(
+        &format!("{gw}/ipfs/{missing}?format=raw"),
+        &["-H", "Cache-Control: only-if-cached"],
+    )
+    .await;
+    assert_eq!(got.status, 412, "{}", got.text());
     let cids = add(&node, &[("f.txt", b"local".to_vec())], None).await;
     let f = cids["f.txt"];
     let got = curl(&format!("{gw}/ipfs/{f}"), &[]).await;
     assert_eq!(got.status, 406, "{}", got.text());
     let got = curl(&format!("{gw}/ipfs/{f}?format=raw"), &[]).await;
     assert_eq!((got.status, got.text().as_str()), (200, "local"));
+    let got = curl(
+        &format!("{gw}/ipfs/{f}?format=raw"),
+        &["-H", "Cache-Control: only-if-cached"],
+    )
+    .await;
+    assert_eq!(got.status, 200);
 }
 
 /// The in-flight gauge, read through the text exposition as a scraper would.
