@@ -374,3 +374,43 @@ async fn symlinks_are_not_followed_unless_asked_and_folders_are_one_entry() {
     assert_eq!(e.size, 6);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_returns_the_error_and_the_next_run_rescans() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let node = node().await;
+    let importer = Arc::new(NodeImporter::new(node.clone(), &config));
+    let watcher =
+        Watcher::new(config, importer, Some(cairn_watch::state_path(repo.path()))).unwrap();
+    // The state file's folder is a regular file: saving fails, and with it the run.
+    let blocker = repo.path().join("watch");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let handle = watcher.handle();
+    let mut changes = handle.subscribe();
+    std::fs::write(
+        dir.path().join("a.txt"),
+        b"imported, then the state cannot be saved",
+    )
+    .unwrap();
+    let err = watcher.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(err, cairn_watch::WatchError::State { .. }),
+        "{err}"
+    );
+    // What a supervisor does: the cause goes away, the watcher runs again and rescans.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::write(dir.path().join("b.txt"), b"placed while it was down").unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let task = tokio::spawn(async move { watcher.run(s).await });
+    for name in ["a.txt", "b.txt"] {
+        if handle.entry(name).map(|e| e.state) != Some(EntryState::Imported) {
+            wait_for(&mut changes, name, EntryState::Imported).await;
+        }
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert!(cairn_watch::state_path(repo.path()).exists());
+}
