@@ -217,6 +217,9 @@ pub enum Command {
     /// Announcing content in the DHT.
     #[command(subcommand)]
     Provide(ProvideCmd),
+    /// The daemon's watched import folder (`cairn daemon --watch DIR`, `Cairn.Watch`).
+    #[command(subcommand)]
+    Watch(WatchCmd),
     /// Ping a peer over libp2p.
     Ping {
         /// The peer id (or a multiaddr ending in /p2p/<id>).
@@ -243,6 +246,10 @@ pub struct DaemonArgs {
     /// `Datastore.StorageGCWatermark` percent of `Datastore.StorageMax` (Kubo's flag).
     #[arg(long)]
     pub enable_gc: bool,
+    /// Import files and folders dropped into DIR once complete, and pin them (the config's
+    /// `Cairn.Watch` section holds the other settings; this takes the place of its `Dir`).
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
 }
 
 /// `cairn block ...`
@@ -615,4 +622,14 @@ pub enum DiagCmd {
     /// be reached (Kubo 0.42's `ipfs diag healthy`, for container healthchecks). Asks the
     /// daemon's `GET /health`.
     Healthy,
+}
+
+/// `cairn watch ...`
+#[derive(Debug, Subcommand)]
+pub enum WatchCmd {
+    /// List the watched folder's entries: state, CID, size in bytes, name (and why an import
+    /// failed).
+    Ls,
+    /// Rescan the watched folder now (failed entries are retried).
+    Refresh,
 }

@@ -7,7 +7,8 @@
 //!
 //! Its services — each RPC listener, the optional metrics listener (`Cairn.Metrics.Address`) —
 //! run under [`cairn::rpc::supervisor`], restarted with backoff when they fail; the swarm is
-//! reported. Shutdown (see `shut_down`) is bounded by Kubo's `Internal.ShutdownTimeout`.
+//! reported; so does the watched import folder (`Cairn.Watch`, `--watch DIR`, see
+//! `crate::watch`). Shutdown (see `shut_down`) is bounded by Kubo's `Internal.ShutdownTimeout`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -274,6 +275,19 @@ pub async fn run(
     services.publish_to(node.clone());
     let requests = InFlightRequests::new();
     let mut supervised = Vec::new();
+    // The watched import folder (`Cairn.Watch`, `--watch DIR`), stopped with the listeners.
+    let watch = crate::watch::start(
+        &node,
+        &config,
+        &repo,
+        args.watch.clone(),
+        &services,
+        stop_accepting.clone(),
+    )?
+    .map(|(handle, task)| {
+        supervised.push(task);
+        handle
+    });
     let mut api_addr = None;
     let mut metrics_router = None;
     for listener in listeners {
@@ -293,6 +307,9 @@ pub async fn run(
             });
         if let Some(tls) = &tls {
             builder = builder.tls(tls.clone());
+        }
+        if let Some(watch) = &watch {
+            builder = builder.watch(watch.clone());
         }
         // `Cairn.Limits`, `Cairn.AuditLog`, and TLS when `Cairn.TLS` is set (the options carry
         // the acceptor).

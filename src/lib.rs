@@ -14,6 +14,7 @@ pub use cairn_bootstrap as bootstrap;
 pub use cairn_gateway as gateway;
 pub use cairn_node_core as node;
 pub use cairn_rpc as rpc;
+pub use cairn_watch as watch;
 
 /// cairn's version, as the binary and the RPC report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

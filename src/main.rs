@@ -15,6 +15,7 @@ mod client;
 mod daemon;
 mod files;
 mod offline;
+mod watch;
 
 fn write_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -36,7 +37,7 @@ use base64::Engine as _;
 use clap::Parser;
 use cli::{
     BitswapCmd, BlockCmd, BootstrapCmd, Cli, Command, DiagCmd, Encoding, LogFormat, PinCmd,
-    ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd,
+    ProvideCmd, PubsubCmd, RepoCmd, RoutingCmd, SwarmCmd, WatchCmd,
 };
 use client::{RpcClient, call};
 use serde_json::Value;
@@ -698,6 +699,39 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
                 out!("LastReprovideBatchSize: {}", v["LastReprovideBatchSize"]);
                 out!("Queued:                 {}", v["Queued"]);
                 out!("FailedProvides:         {}", v["FailedProvides"]);
+            }
+        }
+        Command::Watch(WatchCmd::Ls) => {
+            let v = rpc.json("cairn/watch/ls", call()).await?;
+            if json {
+                print_json(&v)
+            } else {
+                for e in v["Entries"].as_array().into_iter().flatten() {
+                    let text = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+                    let mut line = format!(
+                        "{}\t{}\t{}\t{}",
+                        text("State"),
+                        text("Cid"),
+                        e["Size"].as_u64().unwrap_or(0),
+                        text("Path")
+                    );
+                    if let Some(err) = e["Error"].as_str() {
+                        line.push_str(&format!("\t{err}"));
+                    }
+                    out!("{line}");
+                }
+            }
+        }
+        Command::Watch(WatchCmd::Refresh) => {
+            let v = rpc.json("cairn/watch/refresh", call()).await?;
+            if json {
+                print_json(&v)
+            } else {
+                out!(
+                    "scanned {} entries, {} changed",
+                    v["Entries"].as_u64().unwrap_or(0),
+                    v["Changed"].as_u64().unwrap_or(0)
+                );
             }
         }
         Command::Ping { peer, count } => {

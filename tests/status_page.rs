@@ -6,7 +6,8 @@
 //! in its peers table; the second peer's row appears in the same document (no reload), after
 //! the event stream delivered its `peer_connected`; and nothing went wrong on the way: no
 //! console error (a CSP violation would be one), no page error, no failed request and no HTTP
-//! error answer.
+//! error answer. The daemon watches an import folder holding one file: the page's "Watch
+//! folder" card shows its import.
 //!
 //! Needs Debian's `chromium` (`$CHROMIUM`, default `/usr/bin/chromium`) and `npm ci` in
 //! `tests/js` (`scripts/test.sh` installs both). Without them the test FAILS, unless
@@ -124,7 +125,25 @@ async fn the_status_page_in_headless_chromium() {
     };
     let repo = tempfile::tempdir().unwrap();
     init_repo(repo.path());
-    let daemon = Daemon::start(repo.path());
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("dropped.txt"),
+        b"imported from the watch folder",
+    )
+    .unwrap();
+    let mut daemon_cmd = Command::new(support::BIN);
+    daemon_cmd.args(["daemon", "--watch"]).arg(folder.path());
+    let daemon = Daemon::start_cmd(repo.path(), daemon_cmd);
+    // The file is imported before the page opens (the daemon's state, polled).
+    let watched = loop {
+        let ls: Value =
+            serde_json::from_slice(&post(&daemon.api, "cairn/watch/ls", None).unwrap().body)
+                .unwrap();
+        if ls["Counts"]["Imported"] == 1 {
+            break ls["Entries"][0]["Cid"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let id: Value = serde_json::from_str(&ok(repo.path(), &["id"])).unwrap();
     let node_id = id["ID"].as_str().unwrap().to_string();
     let node_addr = id["Addresses"][0].as_str().unwrap().to_string();
@@ -209,6 +228,12 @@ async fn the_status_page_in_headless_chromium() {
         "{done}"
     );
     assert_eq!(done["newPeerVisible"], true, "{done}");
+    assert_eq!(done["watchVisible"], true, "{done}");
+    let watch_row = done["watchRows"][0].as_str().unwrap();
+    assert!(
+        watch_row.contains("dropped.txt") && watch_row.contains(&watched),
+        "{done}"
+    );
     let frames = done["eventFrames"].as_array().unwrap();
     assert!(
         frames

@@ -115,6 +115,9 @@ try {
     await page.screenshot({ path: screenshot, fullPage: true });
   }
   const eventFrames = frames.filter((f) => f.includes(newPeer));
+  // The watch folder card: shown only when the daemon watches a folder.
+  const watchVisible = await visible('#watch');
+  const watchRows = await page.$$eval('#watch-table tbody tr', (rows) => rows.map((r) => r.innerText));
   say({
     event: 'done',
     sameDocument,
@@ -122,6 +125,8 @@ try {
     newPeerRow,
     newPeerVisible,
     eventFrames,
+    watchVisible,
+    watchRows,
     consoleErrors,
     pageErrors,
     failedRequests,

@@ -28,6 +28,7 @@
 //! | `bitswap_block_received` | `cid`, `from`, `size` | `bitswap` |
 //! | `bitswap_block_sent` | `cid`, `to`, `size` | `bitswap` |
 //! | `service_state` | `service`, `state`, `error` (when it failed) | `service` |
+//! | `watch_import` | `path`, `state` (`settling`, `importing`, `imported`, `failed`, `removed`), `cid`, `size`, `error` (when it failed) | `watch` |
 //!
 //! For example `{"type":"block_added","cid":"bafkrei…","size":5}`.
 
@@ -54,11 +55,12 @@ pub const EVENT_KINDS: &[&str] = &[
     "block",
     "bitswap",
     "service",
+    "watch",
 ];
 
 impl NodeEvent {
     /// The event's family, for subscribers that filter: `peer`, `pubsub`, `bootstrap`,
-    /// `listen`, `dht`, `block`, `bitswap` or `service` (all listed in [`EVENT_KINDS`]).
+    /// `listen`, `dht`, `block`, `bitswap`, `service` or `watch` (all listed in [`EVENT_KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             NodeEvent::PeerConnected { .. }
@@ -74,6 +76,7 @@ impl NodeEvent {
                 "bitswap"
             }
             NodeEvent::ServiceStateChanged { .. } => "service",
+            NodeEvent::WatchImport { .. } => "watch",
         }
     }
 }
@@ -145,6 +148,14 @@ enum Wire<'a> {
     ServiceState {
         service: &'a str,
         state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    },
+    WatchImport {
+        path: &'a str,
+        state: &'a str,
+        cid: Option<&'a str>,
+        size: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
     },
@@ -256,6 +267,19 @@ impl Serialize for NodeEvent {
             } => Wire::ServiceState {
                 service,
                 state,
+                error: error.as_deref(),
+            },
+            NodeEvent::WatchImport {
+                path,
+                state,
+                cid,
+                size,
+                error,
+            } => Wire::WatchImport {
+                path,
+                state,
+                cid: cid.as_deref(),
+                size: *size,
                 error: error.as_deref(),
             },
         };

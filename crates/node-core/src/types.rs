@@ -147,6 +147,20 @@ pub enum NodeEvent {
         /// Why it failed, when it did.
         error: Option<String>,
     },
+    /// An entry of the watched import folder (`cairn-watch`) changed state; published with
+    /// [`crate::Node::publish_event`] by the watcher.
+    WatchImport {
+        /// The entry's name in the watched folder.
+        path: String,
+        /// Its new state: `settling`, `importing`, `imported`, `failed` or `removed`.
+        state: String,
+        /// The CID of its last import, if any.
+        cid: Option<String>,
+        /// Its size in bytes.
+        size: u64,
+        /// Why its import failed (state `failed`).
+        error: Option<String>,
+    },
 }
 
 /// A pubsub message as Kubo's `pubsub/sub` reports it.

@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub services: Services,
     /// Commands running now, counted across every router that shares this tracker.
     pub requests: InFlightRequests,
+    /// The watched import folder, when the daemon runs one (`cairn/watch/*`).
+    pub watch: Option<cairn_watch::WatchHandle>,
 }
 
 /// Counts the commands running now (streams included, until their answer ends), so shutdown
@@ -149,6 +151,7 @@ pub struct ApiBuilder {
     logs: Option<cairn_node_core::LogBus>,
     services: Services,
     requests: InFlightRequests,
+    watch: Option<cairn_watch::WatchHandle>,
 }
 
 impl ApiBuilder {
@@ -165,7 +168,16 @@ impl ApiBuilder {
             logs: None,
             services: Services::new(),
             requests: InFlightRequests::new(),
+            watch: None,
         }
+    }
+
+    /// The watched import folder: `cairn/watch/ls` and `cairn/watch/refresh` answer from it
+    /// (without it they answer that no folder is watched), the status page shows it, and its
+    /// `cairn_watch_*` metrics are served with the RPC's.
+    pub fn watch(mut self, handle: cairn_watch::WatchHandle) -> Self {
+        self.watch = Some(handle);
+        self
     }
 
     /// The daemon's service table: `/health?verbose` lists it, and its metrics
@@ -295,6 +307,9 @@ impl ApiBuilder {
             tls.register_metrics(&mut registry);
         }
         self.services.register_metrics(&mut registry);
+        if let Some(watch) = &self.watch {
+            watch.register_metrics(&mut registry);
+        }
         let metrics = RpcMetrics::new(registry, self.node.clone());
         let shutdown = self.shutdown.unwrap_or_else(|| self.node.shutdown_token());
         let state = ApiState {
@@ -310,6 +325,7 @@ impl ApiBuilder {
                 logs: self.logs,
                 services: self.services,
                 requests: self.requests,
+                watch: self.watch,
             }),
         };
         let api = Router::new()

@@ -15,6 +15,7 @@ mod resolve;
 mod routing;
 mod status;
 mod unixfs;
+mod watch;
 
 use cairn_blockstore::Cid;
 use cairn_bootstrap::BootstrapPhase;
@@ -53,6 +54,8 @@ pub const COMMANDS: &[&str] = &[
     "bootstrap/rm/all",
     "cairn/bootstrap/status",
     "cairn/status",
+    "cairn/watch/ls",
+    "cairn/watch/refresh",
     "pubsub/pub",
     "pubsub/sub",
     "pubsub/ls",
@@ -266,6 +269,8 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "bootstrap/rm/all" => network::bootstrap_rm(s, &req, true).await,
         "cairn/bootstrap/status" => network::bootstrap_status(s).await,
         "cairn/status" => status::status(s).await,
+        "cairn/watch/ls" => watch::ls(s),
+        "cairn/watch/refresh" => watch::refresh(s).await,
         "pubsub/pub" => pubsub::publish(s, &mut req).await,
         "pubsub/sub" => pubsub::subscribe(s, &req).await,
         "pubsub/ls" => pubsub::ls(s).await,

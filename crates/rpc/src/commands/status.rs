@@ -29,6 +29,9 @@
 //!               "MessagesReceived": 20, "WantlistLength": 0, "Peers": 4},
 //!   "Services": {"Status": "ok", "Services": [{"Name": "swarm", "State": "ok", "Restarts": 0,
 //!                                              "LastError": null}]},
+//!   "Watch": {"Dir": "/srv/drop", "Counts": {"Settling": 1, "Importing": 0, "Imported": 7,
+//!             "Failed": 0}, "Recent": [{"Path": "a.iso", "Kind": "file", "State": "imported",
+//!             "Cid": "bafy…", "Size": 4700000000, "ImportedAt": 1764480000000, "Error": null}]},
 //!   "UptimeMs": 5000
 //! }
 //! ```
@@ -43,6 +46,8 @@
 //!   in bytes).
 //! - `Services` is `/health?verbose`'s body: the node's overall state and every supervised
 //!   service (the daemon's listeners, the swarm; whatever the daemon registers).
+//! - `Watch` is `null` unless the daemon watches an import folder; then it holds the folder, its
+//!   entries counted by state (as `cairn/watch/ls`), and the last 5 imports, newest first.
 //! - `UptimeMs` counts from the RPC's start.
 
 use std::time::UNIX_EPOCH;
@@ -123,6 +128,25 @@ pub(crate) async fn status(state: &ApiState) -> Result<Output, ApiError> {
             "Status": overall_state(state),
             "Services": state.inner.services.snapshot(),
         },
+        "Watch": state.inner.watch.as_ref().map(watch_json),
         "UptimeMs": state.inner.started.elapsed().as_millis() as u64,
     })))
+}
+
+/// The status page's view of the watched folder: counts and the last few imports.
+fn watch_json(watch: &cairn_watch::WatchHandle) -> Value {
+    /// How many recent imports the page shows.
+    const RECENT: usize = 5;
+    let mut recent: Vec<_> = watch
+        .entries()
+        .into_iter()
+        .filter(|e| e.imported_at.is_some())
+        .collect();
+    recent.sort_by_key(|e| std::cmp::Reverse(e.imported_at));
+    recent.truncate(RECENT);
+    json!({
+        "Dir": watch.dir(),
+        "Counts": super::watch::counts(watch),
+        "Recent": recent,
+    })
 }

@@ -5,7 +5,8 @@
 //     REFRESH_MS (each fetch is also a bandwidth sample for the graph), and shortly after each
 //     burst of events;
 //   - the event stream WebSocket /api/v0/cairn/events, which updates the peers table, the
-//     bootstrap phase and the services table the moment something changes.
+//     bootstrap phase and the services table the moment something changes, and refreshes the
+//     watch folder card after each watch_import event.
 // Everything is written with textContent (never innerHTML): peer agents and errors are
 // untrusted text.
 'use strict';
@@ -16,7 +17,7 @@
   const REFRESH_MS = 2000;
   const EVENT_DEBOUNCE_MS = 250;
   const SAMPLES = 90;
-  const EVENT_KINDS = ['peer', 'bootstrap', 'service', 'listen', 'bitswap', 'block'];
+  const EVENT_KINDS = ['peer', 'bootstrap', 'service', 'listen', 'bitswap', 'block', 'watch'];
 
   const $ = (id) => document.getElementById(id);
   const text = (id, value) => {
@@ -132,6 +133,41 @@
       tr.cells[2].className = 'num';
       body.appendChild(tr);
     }
+  }
+
+  // ---- watch folder -------------------------------------------------------------------------
+
+  function renderWatch(w) {
+    $('watch').hidden = !w;
+    if (!w) return;
+    const c = w.Counts || {};
+    text('watch-dir', w.Dir || '–');
+    text('watch-imported', count(c.Imported));
+    text('watch-settling', count(c.Settling));
+    text('watch-importing', count(c.Importing));
+    text('watch-count-imported', count(c.Imported));
+    text('watch-failed', count(c.Failed));
+    const body = $('watch-table').tBodies[0];
+    body.textContent = '';
+    for (const e of w.Recent || []) {
+      const tr = document.createElement('tr');
+      tr.dataset.entry = e.Path;
+      const when = e.ImportedAt ? new Date(e.ImportedAt).toLocaleTimeString() : '–';
+      const cells = [e.Path, '', e.Cid || '–', bytes(e.Size), when];
+      cells.forEach((value) => {
+        const td = document.createElement('td');
+        td.textContent = value;
+        tr.appendChild(td);
+      });
+      const state = document.createElement('span');
+      state.className = 'badge';
+      state.dataset.state = e.State;
+      state.textContent = e.State;
+      tr.cells[1].appendChild(state);
+      tr.cells[3].className = 'num';
+      body.appendChild(tr);
+    }
+    $('watch-none').hidden = (w.Recent || []).length > 0;
   }
 
   // ---- bandwidth graph ----------------------------------------------------------------------
@@ -257,6 +293,7 @@
     services.clear();
     for (const svc of health.Services || []) services.set(svc.Name, svc);
     renderServices();
+    renderWatch(s.Watch);
     text('updated', 'Updated ' + new Date().toLocaleTimeString() + '.');
   }
 
