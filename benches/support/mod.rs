@@ -1,4 +1,5 @@
-//! Helpers the throughput benchmarks share: settings from the environment, medians, MB/s.
+//! Helpers the throughput benchmarks share: settings from the environment, medians, MB/s, and
+//! peak RSS from `/proc`.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -11,13 +12,30 @@ pub fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The median of the runs (the upper one of an even count).
+/// The median of the runs (the upper one of an even count; NaNs sort last).
 pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 /// Throughput in MB/s (10^6 bytes per second).
 pub fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+/// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`); `pid` "self" for this process.
+pub fn status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Resets a process's VmHWM to its current RSS, so the next reading is one step's own peak.
+pub fn reset_hwm(pid: &str) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
