@@ -223,27 +223,7 @@ pub fn get(addr: &str, path: &str, headers: &[&str]) -> std::io::Result<(Answer,
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(cut)?;
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(cut)?;
-    let rest = &raw[end + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(rest).ok_or_else(cut)?
-    } else {
-        rest.to_vec()
-    };
-    let lines = head.lines().skip(1).map(str::to_string).collect();
-    Ok((Answer { status, body }, lines))
+    read_answer(&mut s)
 }
 
 /// POSTs `/api/v0/<path>` (with an optional file part) and reads the whole answer. `Err` for a
@@ -264,6 +244,13 @@ pub fn post(api: &str, path: &str, file: Option<&[u8]>) -> std::io::Result<Answe
     );
     s.write_all(head.as_bytes())?;
     s.write_all(&body)?;
+    read_answer(&mut s).map(|(answer, _)| answer)
+}
+
+/// Reads a whole `Connection: close` answer: status, lower-cased header lines, and the body
+/// (de-chunked). `Err` when it was cut short: no head, a broken chunk, or fewer bytes than its
+/// `Content-Length`.
+fn read_answer(s: &mut TcpStream) -> std::io::Result<(Answer, Vec<String>)> {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "answer cut short");
@@ -286,12 +273,14 @@ pub fn post(api: &str, path: &str, file: Option<&[u8]>) -> std::io::Result<Answe
             .find_map(|l| l.strip_prefix("content-length:"))
             .and_then(|v| v.trim().parse::<usize>().ok())
             && rest.len() != len
+            && !head.starts_with("http/1.1 304")
         {
             return Err(cut());
         }
         rest.to_vec()
     };
-    Ok(Answer { status, body })
+    let lines = head.lines().skip(1).map(str::to_string).collect();
+    Ok((Answer { status, body }, lines))
 }
 
 /// The raw CIDv1 of some bytes, as `block/put` names them.
