@@ -15,8 +15,9 @@
 //!   cut short and the connection closed, so no cache keeps a truncated answer),
 //!   `Gateway.MaxRequestDuration`; `Gateway.NoFetch` serves only local blocks.
 //!
-//! Missing blocks are fetched over Bitswap through [`Node`] (unless `NoFetch`); the gateway
-//! never reads the blockstore itself and never serves RPC commands (`/api/v0` is 404 here).
+//! Blocks are read through [`Node`]: a stored block in place (through the node's store handle,
+//! as the RPC's `block/get` does), a missing one fetched over Bitswap (unless `NoFetch`). The
+//! gateway never writes and never serves RPC commands (`/api/v0` is 404 here).
 //! Status codes follow the specs: 400 for a bad CID or parameter, 404 for a path that does not
 //! exist or a block that is not available without fetching, 504 when retrieval times out, 502
 //! when it fails otherwise, 406 for deserialized responses when `DeserializedResponses` is
