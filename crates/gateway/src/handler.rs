@@ -235,15 +235,16 @@ fn finish(
                 Some((held, deadline)) => (Some(held), deadline),
                 None => (None, None),
             };
-            Body::from_stream(limited(
+            Body::from_stream(limited(Limited {
                 first,
                 rest,
-                gw.metrics.clone(),
-                gw.config.retrieval_timeout,
+                metrics: gw.metrics.clone(),
+                retrieval: gw.config.retrieval_timeout,
                 deadline,
-                status.as_u16(),
-                held,
-            ))
+                status: status.as_u16(),
+                _held: held,
+                done: false,
+            }))
         }
     };
     let mut response = (status, body).into_response();
@@ -251,39 +252,28 @@ fn finish(
     response
 }
 
+/// A streamed body in progress, with what bounds it (see [`limited`]).
+struct Limited {
+    /// The chunk already read while the status was decided.
+    first: Option<Bytes>,
+    rest: ByteStream,
+    metrics: GatewayMetrics,
+    /// `Gateway.RetrievalTimeout`: the longest wait for the next chunk.
+    retrieval: Option<Duration>,
+    /// `Gateway.MaxRequestDuration` from the request's start.
+    deadline: Option<Instant>,
+    /// The response's status, for the timeout metric.
+    status: u16,
+    /// The concurrency slot and in-flight count, held until the body ends.
+    _held: Option<Held>,
+    done: bool,
+}
+
 /// A streamed body under `Gateway.RetrievalTimeout` (between two chunks) and the request's
 /// deadline. When either passes, or the stream fails, the body ends with an error: hyper then
 /// closes the connection without finishing the response, so the client (and any cache) sees
 /// a truncated answer, not a complete one.
-fn limited(
-    first: Option<Bytes>,
-    rest: ByteStream,
-    metrics: GatewayMetrics,
-    retrieval: Option<Duration>,
-    deadline: Option<Instant>,
-    status: u16,
-    held: Option<Held>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    struct State {
-        first: Option<Bytes>,
-        rest: ByteStream,
-        metrics: GatewayMetrics,
-        retrieval: Option<Duration>,
-        deadline: Option<Instant>,
-        status: u16,
-        _held: Option<Held>,
-        done: bool,
-    }
-    let state = State {
-        first,
-        rest,
-        metrics,
-        retrieval,
-        deadline,
-        status,
-        _held: held,
-        done: false,
-    };
+fn limited(state: Limited) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     futures::stream::unfold(state, |mut s| async move {
         if s.done {
             return None;
