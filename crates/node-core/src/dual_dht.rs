@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::Behaviour;
 use crate::error::NodeError;
-use crate::types::{NodeEvent, Provider};
+use crate::types::{ClosestPeers, LookupStats, NodeEvent, Provider};
 
 /// Kubo's LAN DHT protocol: `/ipfs` + go-libp2p-kad-dht's `LanExtension` (`/lan`) + `/kad/1.0.0`.
 pub const LAN_KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/lan/kad/1.0.0");
@@ -120,6 +120,30 @@ pub(crate) fn add_identified(
     }
 }
 
+/// Drops a peer that could not be dialled from both routing tables, as go-libp2p-kad-dht drops a
+/// peer whose dial fails during a query. rust-libp2p keeps an unreachable peer in its table until
+/// a newcomer needs its bucket slot, so without this a node that left stays in the tables of a
+/// network whose buckets are not full, and every lookup that picks it waits on a failed dial.
+/// Only failures that say the peer is not at its addresses count: a dial refused by our own
+/// limits, aborted, or not made (already dialling, no address) says nothing about the peer.
+pub(crate) fn on_dial_failure(b: &mut Behaviour, peer: &PeerId, error: &libp2p::swarm::DialError) {
+    use libp2p::swarm::DialError;
+    let unreachable = matches!(
+        error,
+        DialError::Transport(_) | DialError::WrongPeerId { .. }
+    );
+    if !unreachable {
+        return;
+    }
+    let mut removed = false;
+    for kad in [&mut b.kad, &mut b.lan_kad] {
+        removed |= kad.remove_peer(peer).is_some();
+    }
+    if removed {
+        tracing::debug!(%peer, "unreachable: removed from the DHT routing tables");
+    }
+}
+
 /// Stores a record a peer put to one of the DHTs (the behaviours are built with
 /// `StoreInserts::FilterBoth`, so storing is ours to do), and describes a stored provider record
 /// as an event. Records the store refuses (over its limits) are dropped with a debug log, as the
@@ -195,6 +219,8 @@ pub(crate) struct DualDht {
     provides: HashMap<u64, Provide>,
     lookups: HashMap<u64, Lookup>,
     peer_lookups: HashMap<u64, PeerLookup>,
+    /// `closest_peers` lookups (WAN only), by query id.
+    closest: HashMap<QueryId, Reply<ClosestPeers>>,
 }
 
 impl DualDht {
@@ -278,6 +304,14 @@ impl DualDht {
         );
     }
 
+    /// Runs an iterative FIND_NODE for `key` on the WAN DHT only, as Kubo's `dht query` does
+    /// (the LAN DHT holds only the peers on private addresses); replies with the closest peers
+    /// found and the lookup's cost once it ends.
+    pub fn closest_peers(&mut self, b: &mut Behaviour, key: Vec<u8>, reply: Reply<ClosestPeers>) {
+        let id = b.kad.get_closest_peers(key);
+        self.closest.insert(id, reply);
+    }
+
     /// Forgets lookups whose consumer went away, stopping their queries.
     pub fn prune(&mut self, b: &mut Behaviour) {
         let gone: HashSet<u64> = self
@@ -317,8 +351,25 @@ impl DualDht {
         id: QueryId,
         result: QueryResult,
         last: bool,
+        stats: &kad::QueryStats,
         addrs_of: &mut dyn FnMut(&mut Behaviour, &PeerId) -> Vec<Multiaddr>,
     ) {
+        if dht == Dht::Wan
+            && last
+            && let QueryResult::GetClosestPeers(r) = &result
+            && let Some(reply) = self.closest.remove(&id)
+        {
+            // A timed-out lookup still reports the closest peers it reached.
+            let peers = match r {
+                Ok(ok) => &ok.peers,
+                Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+            };
+            let _ = reply.send(Ok(ClosestPeers {
+                peers: peers.iter().map(|p| p.peer_id).collect(),
+                stats: LookupStats::of(stats),
+            }));
+            return;
+        }
         let Some(&op) = self.queries.get(&(dht, id)) else {
             return;
         };

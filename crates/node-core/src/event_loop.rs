@@ -86,6 +86,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: Reply<Vec<Multiaddr>>,
     },
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: Reply<crate::types::ClosestPeers>,
+    },
     Protect {
         peer: PeerId,
         protect: bool,
@@ -414,6 +418,9 @@ impl EventLoop {
                 }
                 self.dht.find_peer(self.swarm.behaviour_mut(), peer, reply);
             }
+            Command::ClosestPeers { key, reply } => {
+                self.dht.closest_peers(self.swarm.behaviour_mut(), key, reply);
+            }
             Command::Protect { peer, protect } => {
                 if protect {
                     self.protected.insert(peer);
@@ -697,6 +704,11 @@ impl EventLoop {
                         reason: error.to_string(),
                     }));
                 }
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                {
+                    crate::dual_dht::on_dial_failure(self.swarm.behaviour_mut(), &peer, &error);
+                }
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
@@ -792,17 +804,20 @@ impl EventLoop {
                 });
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result,
+                step,
+                stats,
             }) => {
-                self.on_query(Dht::Wan, id, result, step.last);
+                self.on_query(Dht::Wan, id, result, step.last, &stats);
             }
             BehaviourEvent::LanKad(kad::Event::OutboundQueryProgressed {
                 id,
                 result,
                 step,
-                ..
+                stats,
             }) => {
-                self.on_query(Dht::Lan, id, result, step.last);
+                self.on_query(Dht::Lan, id, result, step.last, &stats);
             }
             BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
                 self.on_inbound(Dht::Wan, request);
@@ -820,7 +835,14 @@ impl EventLoop {
         }
     }
 
-    fn on_query(&mut self, dht: Dht, id: QueryId, result: QueryResult, last: bool) {
+    fn on_query(
+        &mut self,
+        dht: Dht,
+        id: QueryId,
+        result: QueryResult,
+        last: bool,
+        stats: &kad::QueryStats,
+    ) {
         let peers = &self.peers;
         let mut addrs_of = |b: &mut Behaviour, peer: &PeerId| {
             connected_addrs(peers, peer).unwrap_or_else(|| table_addrs(b, peer))
@@ -831,6 +853,7 @@ impl EventLoop {
             id,
             result,
             last,
+            stats,
             &mut addrs_of,
         );
     }

@@ -81,6 +81,7 @@ pub struct NodeBuilder {
     force_pnet: Option<bool>,
     pubsub_discovery: Option<Duration>,
     dns: Option<(libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts)>,
+    memory_transport: bool,
 }
 
 impl NodeBuilder {
@@ -101,7 +102,18 @@ impl NodeBuilder {
             force_pnet: None,
             pubsub_discovery: None,
             dns: None,
+            memory_transport: false,
         }
+    }
+
+    /// Runs the swarm on libp2p's in-process memory transport (Noise and Yamux over
+    /// `/memory/<port>` channels) instead of TCP and QUIC, and listens on `/memory/0` unless
+    /// [`listen_addrs`](Self::listen_addrs) says otherwise. For simulations of many nodes in one
+    /// process: no sockets, no file descriptors, no kernel in the way, and the peers can only
+    /// reach each other. A swarm key is refused with it ([`NodeError::PrivateNetwork`]).
+    pub fn memory_transport(mut self, on: bool) -> Self {
+        self.memory_transport = on;
+        self
     }
 
     /// Uses the repo at `path` (its config, identity and sled blockstore; it must be initialised).
@@ -240,6 +252,7 @@ impl NodeBuilder {
         };
         let listen = match self.listen {
             Some(l) => l,
+            None if self.memory_transport => vec![Multiaddr::empty().with(Protocol::Memory(0))],
             None => config
                 .addresses
                 .swarm
@@ -283,6 +296,11 @@ impl NodeBuilder {
             .force_pnet
             .unwrap_or_else(|| std::env::var("LIBP2P_FORCE_PNET").is_ok_and(|v| v == "1"));
         let mut listen = listen;
+        if swarm_key.is_some() && self.memory_transport {
+            return Err(NodeError::PrivateNetwork(
+                "a swarm key needs TCP: the memory transport does not carry it".into(),
+            ));
+        }
         if let Some(key) = &swarm_key {
             if bootstrap.has_public_defaults() {
                 return Err(NodeError::PrivateNetwork(
@@ -329,7 +347,12 @@ impl NodeBuilder {
         let public_key = keypair.public();
         let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
         let mut registry = prometheus_client::registry::Registry::default();
-        let mut swarm = build_swarm(keypair, &options, swarm_key, self.dns, &mut registry)?;
+        let transport = if self.memory_transport {
+            SwarmTransport::Memory
+        } else {
+            SwarmTransport::Network(swarm_key)
+        };
+        let mut swarm = build_swarm(keypair, &options, transport, self.dns, &mut registry)?;
         let metrics = libp2p::metrics::Metrics::new(&mut registry);
         let stream_control = swarm.behaviour().stream.new_control();
         let protocols = behaviour::local_protocols(&options);
@@ -453,10 +476,18 @@ impl NodeBuilder {
 
 /// The transport and behaviours. A private network gets TCP with the pre-shared-key handshake
 /// under Noise and no QUIC (QUIC cannot carry the key); otherwise TCP and QUIC. Both resolve DNS.
+/// Which transports the swarm runs on.
+enum SwarmTransport {
+    /// TCP (with the private network's key when given) and, without a key, QUIC.
+    Network(Option<PreSharedKey>),
+    /// libp2p's in-process memory transport, for simulations.
+    Memory,
+}
+
 fn build_swarm(
     keypair: Keypair,
     options: &BehaviourOptions,
-    psk: Option<PreSharedKey>,
+    transport: SwarmTransport,
     dns: Option<(libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts)>,
     registry: &mut prometheus_client::registry::Registry,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NodeError> {
@@ -491,8 +522,22 @@ fn build_swarm(
         };
     }
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
-    let swarm = match psk {
-        Some(psk) => finish!(
+    let swarm = match transport {
+        SwarmTransport::Memory => finish!(
+            builder
+                .with_other_transport(|key| {
+                    use libp2p::Transport;
+                    let noise = noise::Config::new(key)?;
+                    Ok::<_, BoxError>(
+                        libp2p::core::transport::MemoryTransport::default()
+                            .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                            .authenticate(noise)
+                            .multiplex(yamux::Config::default()),
+                    )
+                })
+                .map_err(|e| err(&e))?
+        ),
+        SwarmTransport::Network(Some(psk)) => finish!(
             builder
                 .with_other_transport(move |key| {
                     use libp2p::Transport;
@@ -507,7 +552,7 @@ fn build_swarm(
                 })
                 .map_err(|e| err(&e))?
         ),
-        None => finish!(
+        SwarmTransport::Network(None) => finish!(
             builder
                 .with_tcp(
                     tcp::Config::default().nodelay(true),
@@ -1055,6 +1100,22 @@ impl Node {
     /// Finds a peer's addresses (from a connection or through the DHT).
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
         self.call(|reply| Command::FindPeer { peer, reply }).await
+    }
+
+    /// Runs Kademlia's iterative FIND_NODE for `key` on the WAN DHT (`/ipfs/kad/1.0.0`), as Kubo's
+    /// `dht query` does, and returns the up to 20 closest peers it found, nearest first, with the
+    /// lookup's cost ([`LookupStats`](crate::LookupStats): messages sent, answered, failed, time).
+    /// `key` is the raw key: a peer id's bytes, a multihash, a record key. A lookup that times
+    /// out (kad's 60 s) still returns what it reached.
+    ///
+    /// # Errors
+    /// [`NodeError::NodeStopped`] once the node has stopped.
+    pub async fn closest_peers(
+        &self,
+        key: impl Into<Vec<u8>>,
+    ) -> Result<crate::ClosestPeers, NodeError> {
+        let key = key.into();
+        self.call(|reply| Command::ClosestPeers { key, reply }).await
     }
 
     // ---- identity and diagnostics --------------------------------------------------------------

@@ -187,6 +187,43 @@ pub struct Provider {
     pub addresses: Vec<Multiaddr>,
 }
 
+/// What one DHT lookup cost, from libp2p's query statistics: the requests it sent (Kademlia
+/// messages, one per peer asked), how many were answered and how many failed, and its wall time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LookupStats {
+    /// Requests sent (FIND_NODE or GET_PROVIDERS messages).
+    pub requests: u32,
+    /// Requests answered.
+    pub successes: u32,
+    /// Requests that failed (dial error, timeout, bad answer).
+    pub failures: u32,
+    /// From the first request to the end of the lookup.
+    pub duration: std::time::Duration,
+}
+
+impl LookupStats {
+    pub(crate) fn of(stats: &libp2p::kad::QueryStats) -> Self {
+        LookupStats {
+            requests: stats.num_requests(),
+            successes: stats.num_successes(),
+            failures: stats.num_failures(),
+            duration: stats.duration().unwrap_or_default(),
+        }
+    }
+}
+
+/// The peers a DHT lookup found closest to a key (Kademlia's iterative FIND_NODE, as Kubo's
+/// `dht query` runs it), closest first, with what the lookup cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClosestPeers {
+    /// Up to K (20) peers, nearest to the key by XOR distance first.
+    pub peers: Vec<PeerId>,
+    /// The lookup's cost.
+    pub stats: LookupStats,
+}
+
 /// A stream fed by the node's event loop; it ends when the loop stops feeding it.
 #[derive(Debug)]
 pub struct ReceiverStream<T> {
