@@ -74,6 +74,7 @@ pub struct NodeBuilder {
     mdns: Option<bool>,
     gossipsub: Option<bool>,
     conn_mgr: Option<ConnMgrLimits>,
+    max_connections: Option<u32>,
     blockstore: Option<Blockstore>,
     blockstore_config: BlockstoreConfig,
     bootstrap_config: BootstrapConfig,
@@ -94,6 +95,7 @@ impl NodeBuilder {
             mdns: None,
             gossipsub: None,
             conn_mgr: None,
+            max_connections: None,
             blockstore: None,
             blockstore_config: BlockstoreConfig::default(),
             bootstrap_config: BootstrapConfig::default(),
@@ -156,6 +158,14 @@ impl NodeBuilder {
     /// Sets the connection manager's limits (default: `Swarm.ConnMgr`).
     pub fn conn_mgr(mut self, limits: ConnMgrLimits) -> Self {
         self.conn_mgr = Some(limits);
+        self
+    }
+
+    /// The hard cap on established connections, inbound and outbound together, that libp2p
+    /// enforces while the connection manager's grace period spares new peers (default:
+    /// `max(4 × HighWater, 800)`). Connections beyond it are closed as their handshake ends.
+    pub fn max_connections(mut self, limit: u32) -> Self {
+        self.max_connections = Some(limit);
         self
     }
 
@@ -322,7 +332,9 @@ impl NodeBuilder {
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
             gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
                 || self.pubsub_discovery.is_some(),
-            max_connections: (conn_mgr.high_water as u32).saturating_mul(4).max(800),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| (conn_mgr.high_water as u32).saturating_mul(4).max(800)),
         };
 
         let provide_config = ProvideConfig::from_config(&config)?;
