@@ -9,7 +9,21 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping};
 
+use crate::inbound_limit::{MAX_PENDING_INCOMING_PER_IP, PendingPerIp};
 use crate::self_kad::SelfAnsweringKad;
+
+/// Inbound connections in their handshake (TCP accepted, Noise/Yamux not finished) at once, from
+/// all addresses together; more are closed as they are accepted. Each costs at most a socket, the
+/// upgrade's buffers and a task until [`HANDSHAKE_TIMEOUT`].
+pub const MAX_PENDING_INCOMING: u32 = 256;
+
+/// How long an inbound or outbound connection may take from the socket to a negotiated muxer
+/// (multistream-select, Noise, Yamux). go-libp2p gives negotiation 15 s; libp2p's builder default
+/// is 10 s, kept here but set explicitly so that a dependency upgrade cannot change it unseen.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Established connections to one peer at once.
+pub const MAX_ESTABLISHED_PER_PEER: u32 = 8;
 
 /// The identify protocol version string Kubo sends.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
@@ -29,6 +43,8 @@ pub const MAX_PUBSUB_MESSAGE: usize = 1 << 20;
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub limits: connection_limits::Behaviour,
+    /// At most [`MAX_PENDING_INCOMING_PER_IP`] handshakes from one IP, within `limits`' global cap.
+    pub pending_per_ip: PendingPerIp,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     /// The WAN DHT (`/ipfs/kad/1.0.0`); derefs to `kad::Behaviour`.
@@ -95,9 +111,9 @@ pub(crate) fn build(
 
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
-            .with_max_pending_incoming(Some(256))
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
             .with_max_established(Some(opts.max_connections))
-            .with_max_established_per_peer(Some(8)),
+            .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER)),
     );
 
     let identify = identify::Behaviour::new(
@@ -145,6 +161,7 @@ pub(crate) fn build(
 
     Ok(Behaviour {
         limits,
+        pending_per_ip: PendingPerIp::new(MAX_PENDING_INCOMING_PER_IP),
         identify,
         ping,
         kad,

@@ -488,6 +488,7 @@ fn build_swarm(
                     })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
+                    .with_connection_timeout(behaviour::HANDSHAKE_TIMEOUT)
                     .build(),
                 None => $builder
                     .with_dns()
@@ -498,6 +499,7 @@ fn build_swarm(
                     })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
+                    .with_connection_timeout(behaviour::HANDSHAKE_TIMEOUT)
                     .build(),
             }
         };
