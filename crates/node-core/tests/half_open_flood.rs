@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cairn_blockstore::{Block, codec::RAW};
 use cairn_node_core::FetchOptions;
-use cairn_node_core::inbound_limit::MAX_PENDING_INCOMING_PER_IP;
+use cairn_node_core::limits::MAX_PENDING_INCOMING_PER_IP;
 use common::{WAIT, dial_addr, link, node};
 use libp2p::multiaddr::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
