@@ -7,9 +7,23 @@ use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping};
+use libp2p::{StreamProtocol, identify, kad, mdns, ping};
 
+use crate::limits::{Caps, ConnectionLimits, MAX_PENDING_INCOMING_PER_IP};
 use crate::self_kad::SelfAnsweringKad;
+
+/// Inbound connections in their handshake (TCP accepted, Noise/Yamux not finished) at once, from
+/// all addresses together; more are closed as they are accepted. Each costs at most a socket, the
+/// upgrade's buffers and a task until [`HANDSHAKE_TIMEOUT`].
+pub const MAX_PENDING_INCOMING: usize = 256;
+
+/// How long an inbound or outbound connection may take from the socket to a negotiated muxer
+/// (multistream-select, Noise, Yamux). go-libp2p gives negotiation 15 s; libp2p's builder default
+/// is 10 s, kept here but set explicitly so that a dependency upgrade cannot change it unseen.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Established connections to one peer at once.
+pub const MAX_ESTABLISHED_PER_PEER: usize = 8;
 
 /// The identify protocol version string Kubo sends.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
@@ -28,7 +42,8 @@ pub const MAX_PUBSUB_MESSAGE: usize = 1 << 20;
 /// Every behaviour of the node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    pub limits: connection_limits::Behaviour,
+    /// The hard limits on connections (see [`crate::limits`]).
+    pub limits: ConnectionLimits,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     /// The WAN DHT (`/ipfs/kad/1.0.0`); derefs to `kad::Behaviour`.
@@ -93,12 +108,12 @@ pub(crate) fn build(
 ) -> Result<Behaviour, String> {
     let peer_id = key.public().to_peer_id();
 
-    let limits = connection_limits::Behaviour::new(
-        connection_limits::ConnectionLimits::default()
-            .with_max_pending_incoming(Some(256))
-            .with_max_established(Some(opts.max_connections))
-            .with_max_established_per_peer(Some(8)),
-    );
+    let limits = ConnectionLimits::new(Caps {
+        pending_incoming: Some(MAX_PENDING_INCOMING),
+        pending_incoming_per_ip: Some(MAX_PENDING_INCOMING_PER_IP),
+        established: Some(opts.max_connections as usize),
+        established_per_peer: Some(MAX_ESTABLISHED_PER_PEER),
+    });
 
     let identify = identify::Behaviour::new(
         identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())

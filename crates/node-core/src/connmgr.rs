@@ -1,6 +1,7 @@
 //! The connection manager's decision, kept pure so it can be tested without a network: when more
-//! than `HighWater` peers are connected, pick peers to close until `LowWater` remain, sparing
-//! protected peers and peers connected for less than `GracePeriod` (Kubo's `Swarm.ConnMgr`).
+//! than `HighWater` peers are connected, close the newest of the peers that are neither protected
+//! nor younger than `GracePeriod` until `LowWater` of those remain (Kubo's `Swarm.ConnMgr`, as
+//! go-libp2p's basic connection manager decides).
 
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,13 @@ pub(crate) struct Candidate {
 }
 
 /// The peers to disconnect now, or none if the count is not above `high_water`.
+///
+/// As go-libp2p's basic connection manager: only peers that are neither protected nor younger than
+/// `grace_period` are candidates, and they are closed until `low_water` candidates remain. Young
+/// and protected peers are not counted against `low_water`: counting them let a flood of new peers
+/// push out every established one (with `low_water` young peers, no old peer was kept), and a rule
+/// that waited for young peers to age would not trim at all while more than `low_water` new peers
+/// keep arriving per grace period (`tests/peer_flood.rs`).
 pub(crate) fn select_victims(
     candidates: &[Candidate],
     limits: &ConnMgrLimits,
@@ -95,17 +103,12 @@ pub(crate) fn select_victims(
     if !limits.enabled || candidates.len() <= limits.high_water {
         return Vec::new();
     }
-    let excess = candidates.len() - limits.low_water;
     let young = |c: &Candidate| now.duration_since(c.connected_since) < limits.grace_period;
     let mut eligible: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| !c.protected && !young(c))
         .collect();
-    // Not enough old peers yet to get down to LowWater, but some young ones will age: wait for
-    // them and trim once, rather than trimming part now and stranding the count above LowWater.
-    if eligible.len() < excess && candidates.iter().any(|c| !c.protected && young(c)) {
-        return Vec::new();
-    }
+    let excess = eligible.len().saturating_sub(limits.low_water);
     // Lowest value first; among equals the newest connection goes first (older ones have proven useful).
     eligible.sort_by(|a, b| {
         a.value
@@ -149,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_young_peers_to_age_rather_than_trimming_part_way() {
+    fn trims_old_peers_while_a_flood_keeps_more_than_low_water_young() {
         let limits = ConnMgrLimits {
             low_water: 2,
             high_water: 4,
@@ -157,16 +160,14 @@ mod tests {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let mut c = candidates(6, t0);
-        for x in &mut c[3..] {
-            x.connected_since = t0 + Duration::from_secs(4);
+        let mut c = candidates(10, t0);
+        // Five old peers, five that arrived a second ago: more young ones than LowWater.
+        for x in &mut c[5..] {
+            x.connected_since = t0 + Duration::from_secs(9);
         }
-        // At t0+6 s three are old, three young: trimming now could only reach 3, not LowWater 2.
-        assert!(select_victims(&c, &limits, t0 + Duration::from_secs(6)).is_empty());
-        assert_eq!(
-            select_victims(&c, &limits, t0 + Duration::from_secs(9)).len(),
-            4
-        );
+        let victims = select_victims(&c, &limits, t0 + Duration::from_secs(10));
+        // The three newest old peers go; the two oldest and every young one stay.
+        assert_eq!(victims, vec![c[4].peer, c[3].peer, c[2].peer]);
     }
 
     #[test]
@@ -182,20 +183,17 @@ mod tests {
         c[0].protected = true;
         c[1].protected = true;
         let victims = select_victims(&c, &limits, t0 + Duration::from_secs(10));
-        assert_eq!(
-            victims.len(),
-            3,
-            "protected peers are never closed, even if LowWater is missed"
-        );
-        assert!(!victims.contains(&c[0].peer) && !victims.contains(&c[1].peer));
+        // Three candidates, LowWater 1: two go, the oldest candidate stays, protected ones too.
+        assert_eq!(victims, vec![c[4].peer, c[3].peer]);
         c[4].connected_since = t0 + Duration::from_secs(9); // young at t0+10s
-        assert!(
-            select_victims(&c, &limits, t0 + Duration::from_secs(10)).is_empty(),
-            "wait for it to age"
+        assert_eq!(
+            select_victims(&c, &limits, t0 + Duration::from_secs(10)),
+            vec![c[3].peer],
+            "the young peer is spared and not counted"
         );
         assert_eq!(
             select_victims(&c, &limits, t0 + Duration::from_secs(15)).len(),
-            3
+            2
         );
     }
 

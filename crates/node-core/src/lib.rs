@@ -22,6 +22,7 @@ mod event_loop;
 pub mod events;
 pub mod exchange;
 pub mod files;
+pub mod limits;
 pub mod logs;
 mod node;
 pub mod repo;

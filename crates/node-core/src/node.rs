@@ -74,6 +74,7 @@ pub struct NodeBuilder {
     mdns: Option<bool>,
     gossipsub: Option<bool>,
     conn_mgr: Option<ConnMgrLimits>,
+    max_connections: Option<u32>,
     blockstore: Option<Blockstore>,
     blockstore_config: BlockstoreConfig,
     bootstrap_config: BootstrapConfig,
@@ -95,6 +96,7 @@ impl NodeBuilder {
             mdns: None,
             gossipsub: None,
             conn_mgr: None,
+            max_connections: None,
             blockstore: None,
             blockstore_config: BlockstoreConfig::default(),
             bootstrap_config: BootstrapConfig::default(),
@@ -168,6 +170,14 @@ impl NodeBuilder {
     /// Sets the connection manager's limits (default: `Swarm.ConnMgr`).
     pub fn conn_mgr(mut self, limits: ConnMgrLimits) -> Self {
         self.conn_mgr = Some(limits);
+        self
+    }
+
+    /// The hard cap on established connections, inbound and outbound together, that libp2p
+    /// enforces while the connection manager's grace period spares new peers (default:
+    /// `max(4 × HighWater, 800)`). Connections beyond it are closed as their handshake ends.
+    pub fn max_connections(mut self, limit: u32) -> Self {
+        self.max_connections = Some(limit);
         self
     }
 
@@ -340,7 +350,9 @@ impl NodeBuilder {
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
             gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
                 || self.pubsub_discovery.is_some(),
-            max_connections: (conn_mgr.high_water as u32).saturating_mul(4).max(800),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| (conn_mgr.high_water as u32).saturating_mul(4).max(800)),
         };
 
         let provide_config = ProvideConfig::from_config(&config)?;
@@ -507,6 +519,7 @@ fn build_swarm(
                     })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
+                    .with_connection_timeout(behaviour::HANDSHAKE_TIMEOUT)
                     .build(),
                 None => $builder
                     .with_dns()
@@ -517,6 +530,7 @@ fn build_swarm(
                     })
                     .map_err(|e| err(&e))?
                     .with_swarm_config(swarm_config)
+                    .with_connection_timeout(behaviour::HANDSHAKE_TIMEOUT)
                     .build(),
             }
         };
