@@ -327,7 +327,8 @@ impl Bitswap {
         self.want(cid, None, 1).await
     }
 
-    /// A session: wants made through it go first to the peers that served it before.
+    /// A session: once peers have said HAVE or sent a block for its wants, its later want-blocks
+    /// are spread over those peers (each by its speed) instead of every connected peer.
     pub fn session(&self) -> Session {
         let id = self
             .inner
