@@ -212,8 +212,17 @@ struct Sample {
     iterations: u64,
 }
 
-/// Pauses the load, lets the daemon settle, reads it, and resumes.
+/// Pauses the load, lets the daemon settle, reads it, and resumes. A daemon that has stopped
+/// answering (in-flight requests never end) fails the soak after two minutes instead of hanging it.
 async fn sample(load: &Load, d: &Daemon, since: Instant) -> anyhow::Result<Sample> {
+    tokio::time::timeout(Duration::from_secs(120), sample_now(load, d, since))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("the daemon stopped answering: requests in flight for 2 min")
+        })?
+}
+
+async fn sample_now(load: &Load, d: &Daemon, since: Instant) -> anyhow::Result<Sample> {
     let _paused = load.gate.write().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tasks = daemon::metric(&load.addr, "cairn_runtime_alive_tasks").await?;
