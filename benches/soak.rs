@@ -239,10 +239,11 @@ async fn sample_now(load: &Load, d: &Daemon, since: Instant) -> anyhow::Result<S
 
 fn show(label: &str, s: &Sample) {
     println!(
-        "{label:>7} t={:>6.0}s  RSS {:>7.1} MiB  fds {:>4}  threads {:>3}  tasks {:>5.0}  \
-         iterations {}",
+        "{label:>7} t={:>6.0}s  RSS {:>7.1} MiB (anon {:>7.1})  fds {:>4}  threads {:>3}  \
+         tasks {:>5.0}  iterations {}",
         s.at.as_secs_f64(),
         s.proc.rss_kib as f64 / 1024.0,
+        s.proc.anon_kib as f64 / 1024.0,
         s.proc.fds,
         s.proc.threads,
         s.tasks,

@@ -108,6 +108,9 @@ pub struct ProcSample {
     pub rss_kib: u64,
     /// Peak resident set since start or the last [`reset_hwm`], KiB.
     pub hwm_kib: u64,
+    /// Anonymous resident memory (heap, stacks), KiB: what a leak grows. The rest of RSS is
+    /// file pages (the executable's code as more of it runs) and shared memory.
+    pub anon_kib: u64,
     /// Open file descriptors.
     pub fds: u64,
     /// OS threads.
@@ -132,6 +135,7 @@ impl ProcSample {
         ProcSample {
             rss_kib: field("VmRSS:"),
             hwm_kib: field("VmHWM:"),
+            anon_kib: field("RssAnon:"),
             fds,
             threads: field("Threads:"),
         }
