@@ -162,11 +162,37 @@ fn spawn_periodic_gc(
 }
 
 /// Runs the daemon until it is shut down; returns the exit code.
+/// Raises the soft open-file limit to the hard one. Every RPC connection costs the daemon two
+/// descriptors (its socket and the close watch's duplicate, see `cairn_rpc::client_gone`), so the
+/// soft limit many shells and systemd units start with (1,024) would refuse a few hundred clients
+/// with `EMFILE`, below `Cairn.Limits.MaxConnections`. Go raises the soft limit to the hard one in
+/// every program since 1.19, so Kubo serves them; so does cairn. Failure is not fatal: the daemon
+/// runs with the limit it was given.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(
+                "open-file limit raised from {:?} to {:?}",
+                limit.current,
+                limit.maximum
+            ),
+            Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+        }
+    }
+}
+
 pub async fn run(
     repo: PathBuf,
     args: DaemonArgs,
     logs: cairn::node::LogBus,
 ) -> anyhow::Result<i32> {
+    raise_fd_limit();
     out!("Initializing daemon...");
     out!("cairn version: {}", cairn::VERSION);
     out!("Repo directory: {}", repo.display());

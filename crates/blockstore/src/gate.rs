@@ -31,6 +31,16 @@ impl Gate {
         GcGuard { gate: self.clone() }
     }
 
+    /// Enters as a writer if no GC is running; `None` (at once) if one is.
+    pub fn try_enter_writer(self: &Arc<Self>) -> Option<GcGuard> {
+        let mut s = self.state.lock();
+        if s.gc_running {
+            return None;
+        }
+        s.writers += 1;
+        Some(GcGuard { gate: self.clone() })
+    }
+
     /// Enters alone: waits until no writer holds the gate.
     pub fn enter_gc(self: &Arc<Self>) -> GcExclusive {
         let mut s = self.state.lock();

@@ -549,6 +549,12 @@ impl Blockstore {
         self.inner.gate.enter_writer()
     }
 
+    /// [`Blockstore::gc_guard`] without waiting: `None` while a garbage collection runs. For async
+    /// callers, which must not block a runtime worker on a GC (see `Node::adder`).
+    pub fn try_gc_guard(&self) -> Option<GcGuard> {
+        self.inner.gate.try_enter_writer()
+    }
+
     /// Whether a garbage collection is waiting for writers to finish.
     pub fn gc_waiting(&self) -> bool {
         self.inner.gate.gc_waiting()

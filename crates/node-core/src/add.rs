@@ -118,7 +118,7 @@ impl Node {
             _gc: if opts.only_hash {
                 None
             } else {
-                Some(self.blockstore()?.gc_guard())
+                Some(gc_guard_off_runtime(&self.blockstore()?))
             },
         })
     }
@@ -363,4 +363,24 @@ async fn store_batch(node: &Node, only_hash: bool, blocks: Vec<Block>) -> Result
     .map_err(|_| cancelled())??;
     node.added(&blocks.iter().collect::<Vec<_>>(), false);
     Ok(())
+}
+
+/// Takes the GC gate for an import started from async code (`adder` is called on a runtime
+/// worker). While a GC runs, waiting for it in place would stall every task queued on that
+/// worker, the GC's own output among them: `repo/gc` streams its lines through a 64-line channel
+/// that a runtime task drains, so with as many imports waiting as there are workers the GC could
+/// never finish and the daemon hung (found by `benches/soak.rs`; `tests/gc_during_imports.rs`
+/// catches it). So the wait happens in `block_in_place`, which first hands the worker's other
+/// tasks to another thread. A current-thread runtime has no other thread to hand them to; there
+/// the wait stays in place, as before.
+fn gc_guard_off_runtime(store: &cairn_blockstore::Blockstore) -> GcGuard {
+    if let Some(guard) = store.try_gc_guard() {
+        return guard;
+    }
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| store.gc_guard())
+        }
+        _ => store.gc_guard(),
+    }
 }

@@ -43,6 +43,16 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default for `MaxConnections`: far above what one RPC user opens, below the usual 65,536
 /// descriptor limit with room for the swarm.
+///
+/// Kubo (Go's server) has no cap at all; this one is high enough that a client Kubo would serve
+/// is served too: `benches/daemon_load.rs` holds 1,000 concurrent connections under it with no
+/// error, and nothing there needed raising it. Each connection costs the daemon two descriptors
+/// (the socket and the close watch's duplicate), so the cap means up to 8,192 of them; the daemon
+/// raises its soft descriptor limit to the hard one at start, as Go does. Memory per connection is
+/// bounded by its head buffers: about 3 MiB while a 1 MiB head (Go's `DefaultMaxHeaderBytes`) is
+/// read (the held head, its rewritten copy, hyper's 1 MiB read buffer; `HeaderReadTimeout` bounds
+/// how long), and the long-URI layer keeps at most 64 KiB of that once it has gone to hyper. An
+/// idle connection costs far less: BENCHMARKS.md, "Daemon under load", has the measured figure.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// A `Cairn.Limits` value that does not parse.

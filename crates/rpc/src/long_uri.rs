@@ -31,6 +31,12 @@ pub const QUERY_HEADER: &str = "x-cairn-long-query";
 /// The most headers parsed in a head (hyper's own default limit is 100).
 const MAX_HEADERS: usize = 128;
 
+/// Buffer capacity a connection keeps between requests. A long head (up to [`MAX_HEAD`]) grows
+/// `held` and `out` to its size; kept, that is up to 2 MiB for every idle keep-alive connection
+/// that once sent one (8 GiB at the default 4,096-connection cap), so it is given back once the
+/// bytes have gone to hyper. Ordinary traffic (16 KiB reads) stays under it and reuses its buffers.
+const RETAIN: usize = 64 * 1024;
+
 /// The longest chunk-size or trailer line followed before giving up on framing.
 const MAX_LINE: usize = 8 * 1024;
 
@@ -305,6 +311,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for LongUriIo<T> {
                 if this.out_pos == this.out.len() {
                     this.out.clear();
                     this.out_pos = 0;
+                    if this.out.capacity() > RETAIN {
+                        this.out = Vec::new();
+                    }
+                    if this.held.is_empty() && this.held.capacity() > RETAIN {
+                        this.held = Vec::new();
+                    }
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -372,6 +384,29 @@ mod tests {
 
     fn text(b: &[u8]) -> String {
         String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// A connection that once sent a long head does not keep head-sized buffers afterwards.
+    #[tokio::test]
+    async fn buffers_shrink_after_a_long_head() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let head = format!(
+            "POST /api/v0/block/stat?arg={} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "a".repeat(200_000)
+        );
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client.write_all(head.as_bytes()).await.unwrap();
+        drop(client);
+        let mut io = LongUriIo::new(server);
+        let mut got = Vec::new();
+        io.read_to_end(&mut got).await.unwrap();
+        assert!(text(&got).contains(QUERY_HEADER), "the head was rewritten");
+        assert!(
+            io.held.capacity() <= RETAIN && io.out.capacity() <= RETAIN,
+            "held {} and out {} bytes of capacity after the request",
+            io.held.capacity(),
+            io.out.capacity()
+        );
     }
 
     #[test]

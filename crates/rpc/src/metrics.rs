@@ -1,6 +1,7 @@
 //! Prometheus metrics served at `/debug/metrics/prometheus`: RPC requests by command and status
-//! and their latency, blockstore writes and reads, peers, and the bootstrapper's state. Node
-//! figures are read when scraped; whatever else was registered (libp2p's) is served beside them.
+//! and their latency, blockstore writes and reads, peers, the bootstrapper's state, and the
+//! runtime's alive task count. Node figures are read when scraped; whatever else was registered
+//! (libp2p's) is served beside them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -72,6 +73,7 @@ pub struct RpcMetrics {
     bootstrap_failures: Mirror,
     bootstrap_peers: Gauge,
     bootstrap_phase: Family<PhaseLabels, Gauge>,
+    alive_tasks: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -101,6 +103,7 @@ impl RpcMetrics {
             bootstrap_failures: Mirror::default(),
             bootstrap_peers: Gauge::default(),
             bootstrap_phase: Family::default(),
+            alive_tasks: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("cairn");
         r.register(
@@ -184,6 +187,11 @@ impl RpcMetrics {
             "1 for the bootstrapper's current phase",
             m.bootstrap_phase.clone(),
         );
+        r.register(
+            "runtime_alive_tasks",
+            "Tasks alive on the daemon's tokio runtime (spawned and not yet finished)",
+            m.alive_tasks.clone(),
+        );
         RpcMetrics { registry, ..m }
     }
 
@@ -250,6 +258,13 @@ impl RpcMetrics {
                     })
                     .set(i64::from(phase == current));
             }
+        }
+        // Stable since tokio 1.39 (no `tokio_unstable` needed). A figure that only grows under a
+        // steady load is a task leak: the soak bench (`benches/soak.rs`) watches it.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let alive = handle.metrics().num_alive_tasks();
+            self.alive_tasks
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry)
