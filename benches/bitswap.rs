@@ -19,43 +19,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cairn::blockstore::{Block, Blockstore, Cid};
+use cairn::blockstore::{Blockstore, Cid};
 use cairn::node::{FetchOptions, Multiaddr, Node, Profile};
 use futures::StreamExt;
-use support::{env, mbps, median};
+use support::{content, env, mbps, median, unixfs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn content(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Kubo's default layout (CIDv0, 256 KiB chunks, 174 links).
-fn unixfs(data: &[u8]) -> Vec<Block> {
-    use rust_unixfs::file::adder::FileAdder;
-    let mut adder = FileAdder::builder()
-        .with_cid_version(cid::Version::V0)
-        .build();
-    let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (b, n) = adder.push(rest);
-        out.extend(b);
-        rest = &rest[n..];
-    }
-    out.extend(adder.finish());
-    out.into_iter()
-        .map(|(c, d)| Block::new(c, d).unwrap())
-        .collect()
-}
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -198,7 +166,7 @@ async fn receiver() -> anyhow::Result<()> {
 }
 
 async fn cairn_to_cairn(bytes: usize, runs: usize) -> anyhow::Result<(Vec<f64>, Vec<(u64, u64)>)> {
-    let data = content(bytes);
+    let data = content(0x9E37_79B9_7F4A_7C15, bytes);
     let blocks = unixfs(&data);
     let root = *blocks.last().unwrap().cid();
     let dir = tempfile::tempdir()?;
@@ -257,7 +225,7 @@ fn kubo_to_kubo(bytes: usize, runs: usize) -> anyhow::Result<Vec<f64>> {
         );
     }
     let file = tempfile::NamedTempFile::new()?;
-    std::fs::write(file.path(), content(bytes))?;
+    std::fs::write(file.path(), content(0x9E37_79B9_7F4A_7C15, bytes))?;
     struct Peer {
         child: std::process::Child,
         out: std::io::BufReader<std::process::ChildStdout>,

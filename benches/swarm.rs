@@ -27,43 +27,10 @@ use bytes::Bytes;
 use cairn::blockstore::engine::{
     BatchOp, EngineIter, EngineResult, Keyspace, MemoryEngine, StorageEngine,
 };
-use cairn::blockstore::{Block, Blockstore, BlockstoreConfig, Cid};
+use cairn::blockstore::{Blockstore, BlockstoreConfig, Cid};
 use cairn::node::{FetchOptions, Multiaddr, Node, Profile};
 use futures::StreamExt;
-use support::{env, median, status_kib};
-
-/// Deterministic incompressible content.
-fn content(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Kubo's default layout (CIDv0, 256 KiB chunks, 174 links).
-fn unixfs(data: &[u8]) -> Vec<Block> {
-    use rust_unixfs::file::adder::FileAdder;
-    let mut adder = FileAdder::builder()
-        .with_cid_version(cid::Version::V0)
-        .build();
-    let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (b, n) = adder.push(rest);
-        out.extend(b);
-        rest = &rest[n..];
-    }
-    out.extend(adder.finish());
-    out.into_iter()
-        .map(|(c, d)| Block::new(c, d).unwrap())
-        .collect()
-}
+use support::{content, env, median, status_kib, unixfs};
 
 /// The shared store of the providers, seen by one of them: reads of block bodies sleep for
 /// `delay` when it is set (the slow provider).
@@ -284,7 +251,7 @@ fn main() -> anyhow::Result<()> {
         loadavg()
     );
     rt.block_on(async {
-        let data = content(mib << 20);
+        let data = content(0x2545_F491_4F6C_DD1D, mib << 20);
         let blocks = unixfs(&data);
         drop(data);
         let root = *blocks.last().unwrap().cid();

@@ -39,3 +39,38 @@ pub fn status_kib(pid: &str, field: &str) -> u64 {
 pub fn reset_hwm(pid: &str) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
+
+/// Deterministic incompressible content of `len` bytes (xorshift64 from `seed`), so every run
+/// moves the same blocks and compression cannot help.
+pub fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.max(1);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// `data` as a UnixFS file in Kubo's default layout (CIDv0, 256 KiB chunks, 174 links), root
+/// last.
+pub fn unixfs(data: &[u8]) -> Vec<cairn::blockstore::Block> {
+    use rust_unixfs::file::adder::FileAdder;
+    let mut adder = FileAdder::builder()
+        .with_cid_version(cid::Version::V0)
+        .build();
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (b, n) = adder.push(rest);
+        out.extend(b);
+        rest = &rest[n..];
+    }
+    out.extend(adder.finish());
+    out.into_iter()
+        .map(|(c, d)| cairn::blockstore::Block::new(c, d).expect("the adder's CIDs match"))
+        .collect()
+}
