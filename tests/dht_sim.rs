@@ -87,4 +87,3 @@ async fn lookups_succeed_and_tables_heal_after_churn() -> anyhow::Result<()> {
     sim.shutdown().await;
     Ok(())
 }
-

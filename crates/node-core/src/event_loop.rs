@@ -419,7 +419,8 @@ impl EventLoop {
                 self.dht.find_peer(self.swarm.behaviour_mut(), peer, reply);
             }
             Command::ClosestPeers { key, reply } => {
-                self.dht.closest_peers(self.swarm.behaviour_mut(), key, reply);
+                self.dht
+                    .closest_peers(self.swarm.behaviour_mut(), key, reply);
             }
             Command::Protect { peer, protect } => {
                 if protect {

@@ -47,6 +47,6 @@ pub use node::{DIAL_TIMEOUT, DagFetch, FetchOptions, Node, NodeBuilder};
 pub use repo::{KeyAlgorithm, Repo, default_repo_path};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
-    ClosestPeers, Direction, LookupStats, NodeEvent, PeerInfo, Provider, ProviderStream, PubsubMessage, ReceiverStream,
-    Subscription, parse_multiaddr, parse_peer_id, peer_id_of,
+    ClosestPeers, Direction, LookupStats, NodeEvent, PeerInfo, Provider, ProviderStream,
+    PubsubMessage, ReceiverStream, Subscription, parse_multiaddr, parse_peer_id, peer_id_of,
 };

@@ -1129,7 +1129,8 @@ impl Node {
         key: impl Into<Vec<u8>>,
     ) -> Result<crate::ClosestPeers, NodeError> {
         let key = key.into();
-        self.call(|reply| Command::ClosestPeers { key, reply }).await
+        self.call(|reply| Command::ClosestPeers { key, reply })
+            .await
     }
 
     // ---- identity and diagnostics --------------------------------------------------------------
