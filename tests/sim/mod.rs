@@ -271,7 +271,7 @@ impl Sim {
             .iter()
             .map(|n| (distance(key, &KBucketKey::from(n.peer)), n.peer))
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|a| a.0);
         all.into_iter().take(count).map(|(_, p)| p).collect()
     }
 

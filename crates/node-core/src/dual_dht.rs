@@ -210,6 +210,18 @@ struct PeerLookup {
     addrs: Vec<Multiaddr>,
 }
 
+/// One progress report of a DHT query, as kad's `OutboundQueryProgressed` gives it.
+pub(crate) struct QueryStep {
+    /// The query.
+    pub id: QueryId,
+    /// What this step found.
+    pub result: QueryResult,
+    /// Whether this is the query's last report.
+    pub last: bool,
+    /// Requests so far and the time taken.
+    pub stats: kad::QueryStats,
+}
+
 /// The operations in flight on the two DHTs.
 #[derive(Default)]
 pub(crate) struct DualDht {
@@ -348,12 +360,16 @@ impl DualDht {
         &mut self,
         b: &mut Behaviour,
         dht: Dht,
-        id: QueryId,
-        result: QueryResult,
-        last: bool,
-        stats: &kad::QueryStats,
+        step: QueryStep,
         addrs_of: &mut dyn FnMut(&mut Behaviour, &PeerId) -> Vec<Multiaddr>,
     ) {
+        let QueryStep {
+            id,
+            result,
+            last,
+            stats,
+        } = step;
+        let stats = &stats;
         if dht == Dht::Wan
             && last
             && let QueryResult::GetClosestPeers(r) = &result

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError, TopicHash};
-use libp2p::kad::{self, QueryId, QueryResult};
+use libp2p::kad;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
@@ -26,7 +26,7 @@ use libp2p::identity::PublicKey;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
-use crate::dual_dht::{Dht, DualDht, table_addrs};
+use crate::dual_dht::{Dht, DualDht, QueryStep, table_addrs};
 use crate::error::NodeError;
 use crate::repo::Repo;
 use crate::types::{Direction, NodeEvent, PeerInfo, Provider, PubsubMessage, peer_id_of};
@@ -810,7 +810,16 @@ impl EventLoop {
                 step,
                 stats,
             }) => {
-                self.on_query(Dht::Wan, id, result, step.last, &stats);
+                let last = step.last;
+                self.on_query(
+                    Dht::Wan,
+                    QueryStep {
+                        id,
+                        result,
+                        last,
+                        stats,
+                    },
+                );
             }
             BehaviourEvent::LanKad(kad::Event::OutboundQueryProgressed {
                 id,
@@ -818,7 +827,16 @@ impl EventLoop {
                 step,
                 stats,
             }) => {
-                self.on_query(Dht::Lan, id, result, step.last, &stats);
+                let last = step.last;
+                self.on_query(
+                    Dht::Lan,
+                    QueryStep {
+                        id,
+                        result,
+                        last,
+                        stats,
+                    },
+                );
             }
             BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
                 self.on_inbound(Dht::Wan, request);
@@ -836,27 +854,13 @@ impl EventLoop {
         }
     }
 
-    fn on_query(
-        &mut self,
-        dht: Dht,
-        id: QueryId,
-        result: QueryResult,
-        last: bool,
-        stats: &kad::QueryStats,
-    ) {
+    fn on_query(&mut self, dht: Dht, step: QueryStep) {
         let peers = &self.peers;
         let mut addrs_of = |b: &mut Behaviour, peer: &PeerId| {
             connected_addrs(peers, peer).unwrap_or_else(|| table_addrs(b, peer))
         };
-        self.dht.on_query(
-            self.swarm.behaviour_mut(),
-            dht,
-            id,
-            result,
-            last,
-            stats,
-            &mut addrs_of,
-        );
+        self.dht
+            .on_query(self.swarm.behaviour_mut(), dht, step, &mut addrs_of);
     }
 
     // ---- bootstrap and discovery --------------------------------------------------------------
