@@ -509,6 +509,24 @@ impl Sim {
             for _ in 0..n {
                 self.join().await?;
             }
+            // A node is part of the network once its bootstrap walk has run (that walk is what
+            // puts it into its neighbours' tables); a node a few milliseconds old cannot be found
+            // by anyone, here or in Kademlia generally, so lookups wait for that much.
+            let newcomers: Vec<Node> = self.nodes[self.nodes.len() - n..]
+                .iter()
+                .map(|s| s.node.clone())
+                .collect();
+            let want = K.min(self.nodes.len() - 1);
+            for node in newcomers {
+                let deadline = Instant::now() + self.config.settle_timeout;
+                while node.routing_table().await?.len() < want {
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "a new node never filled its table"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
             left += n;
             let batch = self
                 .find_node_batch((self.config.lookups / rounds.max(1)).max(10))
