@@ -215,8 +215,12 @@ impl Sim {
 
     /// Starts nodes until there are `n`, each bootstrapping from earlier ones.
     pub async fn grow_to(&mut self, n: usize) -> anyhow::Result<()> {
+        let start = Instant::now();
         while self.nodes.len() < n {
             self.join().await?;
+            if self.nodes.len() % 100 == 0 {
+                self.progress(start.elapsed()).await?;
+            }
         }
         Ok(())
     }
@@ -246,6 +250,7 @@ impl Sim {
     pub async fn wait_populated(&self, timeout: Duration) -> anyhow::Result<Option<Duration>> {
         let start = Instant::now();
         let want = K.min(self.nodes.len().saturating_sub(1));
+        let mut report = Instant::now();
         loop {
             let mut all = true;
             for n in &self.nodes {
@@ -257,11 +262,40 @@ impl Sim {
             if all {
                 return Ok(Some(start.elapsed()));
             }
+            if report.elapsed() > Duration::from_secs(10) {
+                report = Instant::now();
+                self.progress(start.elapsed()).await?;
+            }
             if start.elapsed() > timeout {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Prints (to stderr) how far the tables are from full and how many connections nodes hold,
+    /// so that a run that does not settle shows where it stands.
+    pub async fn progress(&self, elapsed: Duration) -> anyhow::Result<()> {
+        let want = K.min(self.nodes.len().saturating_sub(1));
+        let (mut short, mut min, mut conns, mut max_conns) = (0, usize::MAX, 0, 0);
+        for n in &self.nodes {
+            let t = n.node.routing_table().await?.len();
+            short += usize::from(t < want);
+            min = min.min(t);
+            let c = n.node.peers().await?.len();
+            conns += c;
+            max_conns = max_conns.max(c);
+        }
+        let (rss, _, cpu) = process_usage();
+        eprintln!(
+            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}; RSS {} MiB; CPU {:.0} s",
+            elapsed.as_secs_f64(),
+            self.nodes.len(),
+            conns as f64 / self.nodes.len().max(1) as f64,
+            rss / 1024,
+            cpu.as_secs_f64()
+        );
+        Ok(())
     }
 
     /// The live peers nearest `key`, nearest first (at most `count`).

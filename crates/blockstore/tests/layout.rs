@@ -160,7 +160,21 @@ fn a_store_from_before_the_index_is_indexed_at_open() {
         }
         db.flush().unwrap();
     }
-    let store = Blockstore::open(dir.path()).unwrap();
+    // sled gives its file lock back from a background thread shortly after the last handle is
+    // dropped, so an immediate reopen can find it still held: retry that one error briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match Blockstore::open(dir.path()) {
+            Ok(store) => break store,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    };
     let stat = store.stat().unwrap();
     assert_eq!((stat.blocks, stat.bytes), (5, 1500));
     for b in &blocks {
