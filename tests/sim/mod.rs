@@ -218,7 +218,7 @@ impl Sim {
         let start = Instant::now();
         while self.nodes.len() < n {
             self.join().await?;
-            if self.nodes.len() % 100 == 0 {
+            if self.nodes.len().is_multiple_of(100) {
                 self.progress(start.elapsed()).await?;
             }
         }
