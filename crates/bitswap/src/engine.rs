@@ -9,28 +9,12 @@
 //! [`Config::max_concurrent_loads`] loads run at once. A peer flooding wants therefore costs at most
 //! its ledger and its messages in flight, and cannot delay other peers by more than one turn.
 //!
-//! Client (boxo's session and session peer manager, simplified): a new want goes as want-have to
-//! the candidate peers (for a session: every connected peer during its first wants and for every
-//! [`DISCOVERY_EVERY`]th want after, else the peers that said HAVE or sent a block), and as
-//! want-block to one peer, chosen for the earliest expected delivery: (want-blocks outstanding
-//! there + 1) × the time that peer takes per block. Each peer has a window of outstanding
-//! want-blocks ([`Config::peer_window_start`], one more per block it delivers up to
-//! [`Config::peer_window_max`], halved on a timeout); a want whose best peer is full waits in a
-//! queue for a slot. So want-blocks spread over every peer that has the blocks, in proportion to
-//! how fast each delivers. A want-block not answered within three times the peer's observed
-//! latency (at least [`Config::min_want_timeout`]) is cancelled there and sent to another peer;
-//! the slow peer counts as that slow from then on, so it gets wants again only when it is the
-//! quickest choice. Each want is asked as want-block of one peer at a time, so a duplicate needs a
-//! timeout (the slow peer answering after all) or a small block sent for a want-have.
-//!
-//! Memory: per want (at most the callers' wants in flight, e.g. a session's window) a few sets of
-//! peer ids; per peer a window, two counters and two durations; the wait queue holds each waiting
-//! want once.
-//!
-//! When every peer says DONT_HAVE, or after [`Config::provider_search_delay`] with no peer saying
-//! HAVE, the providers found through [`Routing`] are dialled and get the wantlist on connection. A
-//! received block is already hashed (its CID is rebuilt from the prefix); if nobody wanted it, or
-//! it could not be hashed, the peer gets a strike, and is disconnected at [`Config::max_strikes`].
+//! Client (boxo's session manager, simplified): a want goes as want-block to the best-ranked peer
+//! (lowest latency seen) and as want-have to the others; a HAVE gets a want-block when none is
+//! outstanding; when every peer says DONT_HAVE, or after [`Config::provider_search_delay`], the
+//! providers found through [`Routing`] are dialled and get the wantlist on connection. A received
+//! block is already hashed (its CID is rebuilt from the prefix); if nobody wanted it, or it could
+//! not be hashed, the peer gets a strike, and is disconnected at [`Config::max_strikes`].
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -62,16 +46,6 @@ const RECENT_CIDS: usize = 8192;
 const TICK: Duration = Duration::from_millis(200);
 /// At most this many provider searches run at once.
 const MAX_SEARCHES: usize = 16;
-/// A session's first wants go as want-have to every connected peer, so it learns which have the
-/// DAG (boxo's sessions broadcast until they have peers) ...
-const DISCOVERY_WANTS: u64 = 32;
-/// ... and one want in this many after that, so peers that connect later (providers found in the
-/// DHT) join too, at a small share of a broadcast's cost.
-const DISCOVERY_EVERY: u64 = 16;
-/// A want-block times out after this many times the peer's observed latency.
-const TIMEOUT_FACTOR: u32 = 3;
-/// The most a timed-out peer's time per block is taken to be.
-const MAX_PENALTY: Duration = Duration::from_secs(60);
 
 /// Messages to the core task.
 pub(crate) enum CoreMsg {
@@ -164,19 +138,8 @@ struct Peer {
     /// False once the peer refused every Bitswap version.
     bitswap: bool,
     ledger: Ledger,
-    /// Smoothed time from want-block to block (queueing at the peer included): what a want-block
-    /// timeout is derived from.
+    /// Smoothed time from want-block to block.
     latency: Option<Duration>,
-    /// Smoothed time the peer takes per block while it has want-blocks outstanding: its speed,
-    /// which peer choice weighs. Set to at least the waited time when a want-block times out.
-    interval: Option<Duration>,
-    /// Since when the current `interval` sample runs (the last delivery, or the moment the peer
-    /// went from idle to busy); `None` while nothing is outstanding.
-    mark: Option<Instant>,
-    /// Our want-blocks outstanding at this peer.
-    asked_blocks: usize,
-    /// How many may be outstanding.
-    window: usize,
     strikes: u32,
     in_flight: usize,
     queued: bool,
@@ -186,31 +149,13 @@ struct Want {
     waiters: Vec<oneshot::Sender<Result<Block, BitswapError>>>,
     session: Option<u64>,
     priority: i32,
-    /// Peers told about this want (they get a cancel when it is done).
     asked: HashSet<PeerId>,
-    /// The peer holding the want-block, and since when.
     asked_block: Option<(PeerId, Instant)>,
     haves: Vec<PeerId>,
     dont_haves: HashSet<PeerId>,
-    /// Peers this want-block timed out at: asked again only when nobody else can be.
-    slow: HashSet<PeerId>,
-    /// Not yet announced: the next assignment sends want-haves along with the want-block.
-    fresh: bool,
-    /// In `Core::waiting`.
-    queued: bool,
     created: Instant,
-    last_broadcast: Instant,
     last_search: Option<Instant>,
     storing: bool,
-}
-
-/// What the core knows of a session.
-#[derive(Default)]
-struct SessionPeers {
-    /// Peers that said HAVE or sent a block for one of its wants.
-    peers: HashSet<PeerId>,
-    /// Wants made so far (for [`DISCOVERY_WANTS`] and [`DISCOVERY_EVERY`]).
-    wants: u64,
 }
 
 pub(crate) struct Core {
@@ -223,10 +168,7 @@ pub(crate) struct Core {
     pub stats: Arc<Stats>,
     peers: HashMap<PeerId, Peer>,
     wants: HashMap<Cid, Want>,
-    sessions: HashMap<u64, SessionPeers>,
-    /// Wants without a want-block outstanding, waiting for a peer slot, in the order made (which
-    /// for a DAG fetch is priority order).
-    waiting: VecDeque<Cid>,
+    sessions: HashMap<u64, HashSet<PeerId>>,
     recent: (VecDeque<Cid>, HashSet<Cid>),
     ready: VecDeque<PeerId>,
     loads: usize,
@@ -256,7 +198,6 @@ impl Core {
             peers: HashMap::new(),
             wants: HashMap::new(),
             sessions: HashMap::new(),
-            waiting: VecDeque::new(),
             recent: (VecDeque::new(), HashSet::new()),
             ready: VecDeque::new(),
             loads: 0,
@@ -294,7 +235,6 @@ impl Core {
                     Err(_) => break,
                 }
             }
-            self.assign_waiting();
             self.flush_outbox();
             self.dispatch();
             self.stats.wantlist.set(self.wants.len() as i64);
@@ -423,16 +363,11 @@ impl Core {
             self.ctl_tx.clone(),
             self.cancel.clone(),
         );
-        let window = self.config.peer_window_start.max(1);
         self.peers.entry(peer).or_insert_with(|| Peer {
             writer: PeerWriter::spawn(peer, control, ctl, cancel),
             bitswap: true,
             ledger: Ledger::default(),
             latency: None,
-            interval: None,
-            mark: None,
-            asked_blocks: 0,
-            window,
             strikes: 0,
             in_flight: 0,
             queued: false,
@@ -467,33 +402,31 @@ impl Core {
         }
     }
 
-    /// A peer is gone or unreachable: its want-blocks go back to the wait queue at once (to the
-    /// next peer that said HAVE, or announced to everyone again), or to a provider search when
-    /// nobody is left.
+    /// A peer is gone or unreachable: its want-blocks go at once to the next peer that said HAVE,
+    /// or to everyone (and to a provider search when nobody is left).
     fn forget_peer_wants(&mut self, peer: PeerId) {
         let mut orphaned = Vec::new();
         for (cid, w) in self.wants.iter_mut() {
             w.haves.retain(|p| *p != peer);
             w.asked.remove(&peer);
-            if w.asked_block.is_some_and(|(p, _)| p == peer) && !w.storing {
-                orphaned.push(*cid);
+            if w.asked_block.is_some_and(|(p, _)| p == peer) {
+                w.asked_block = None;
+                if !w.storing {
+                    orphaned.push((*cid, w.haves.first().copied()));
+                }
             }
         }
-        for s in self.sessions.values_mut() {
-            s.peers.remove(&peer);
-        }
-        for cid in orphaned {
-            self.release(&cid);
-            let session = self.wants.get(&cid).and_then(|w| w.session);
-            if self.candidates(session).is_empty() {
-                self.search(cid);
-            } else {
-                if let Some(w) = self.wants.get_mut(&cid)
-                    && w.haves.is_empty()
-                {
-                    w.fresh = true;
+        for (cid, next) in orphaned {
+            match next {
+                Some(p) => self.ask_block(cid, p),
+                None => {
+                    let session = self.wants.get(&cid).and_then(|w| w.session);
+                    if self.candidates(session).is_empty() {
+                        self.search(cid);
+                    } else {
+                        self.broadcast(cid);
+                    }
                 }
-                self.enqueue(cid);
             }
         }
     }
@@ -602,10 +535,6 @@ impl Core {
             self.presence(peer, *cid, *presence);
         }
         let mut to_store = Vec::new();
-        // Blocks of this message that answered our want-blocks to this peer, and since when the
-        // peer was working on them: one sample of its time per block.
-        let mut delivered = 0u32;
-        let mark = self.peers.get(&peer).and_then(|p| p.mark);
         for b in msg.blocks {
             match b {
                 ReceivedBlock::Valid(block) => {
@@ -618,24 +547,19 @@ impl Core {
                     match key.and_then(|k| self.wants.get_mut(&k).map(|w| (k, w))) {
                         Some((key, w)) if !w.storing => {
                             w.storing = true;
-                            // The want-block's slot is free now, whoever answered.
-                            if let Some((asked, at)) = w.asked_block.take()
-                                && let Some(p) = self.peers.get_mut(&asked)
+                            if let Some((asked, at)) = w.asked_block
+                                && asked == peer
                             {
-                                p.asked_blocks = p.asked_blocks.saturating_sub(1);
-                                if asked == peer {
-                                    delivered += 1;
-                                    let sample = at.elapsed();
+                                let sample = at.elapsed();
+                                if let Some(p) = self.peers.get_mut(&peer) {
                                     p.latency = Some(match p.latency {
                                         Some(l) => (l * 7 + sample * 3) / 10,
                                         None => sample,
                                     });
-                                } else if p.asked_blocks == 0 {
-                                    p.mark = None;
                                 }
                             }
                             if let Some(s) = w.session.and_then(|s| self.sessions.get_mut(&s)) {
-                                s.peers.insert(peer);
+                                s.insert(peer);
                             }
                             let block = if key == *block.cid() {
                                 block
@@ -674,20 +598,6 @@ impl Core {
                     self.strike(peer);
                 }
             }
-        }
-        if delivered > 0
-            && let Some(p) = self.peers.get_mut(&peer)
-        {
-            let now = Instant::now();
-            if let Some(since) = mark {
-                let sample = now.duration_since(since) / delivered;
-                p.interval = Some(match p.interval {
-                    Some(i) => (i * 7 + sample * 3) / 10,
-                    None => sample,
-                });
-            }
-            p.mark = (p.asked_blocks > 0).then_some(now);
-            p.window = (p.window + delivered as usize).min(self.config.peer_window_max.max(1));
         }
         if !to_store.is_empty() {
             let store = self.store.clone();
@@ -862,9 +772,8 @@ impl Core {
             return;
         }
         if let Some(s) = session {
-            self.sessions.entry(s).or_default().wants += 1;
+            self.sessions.entry(s).or_default();
         }
-        let now = Instant::now();
         self.wants.insert(
             cid,
             Want {
@@ -875,196 +784,82 @@ impl Core {
                 asked_block: None,
                 haves: Vec::new(),
                 dont_haves: HashSet::new(),
-                slow: HashSet::new(),
-                fresh: true,
-                queued: false,
-                created: now,
-                last_broadcast: now,
+                created: Instant::now(),
                 last_search: None,
                 storing: false,
             },
         );
-        // Sent when the core flushes, so a batch of wants shares messages.
-        self.enqueue(cid);
+        self.broadcast(cid);
         if self.candidates(session).is_empty() {
             self.search(cid);
         }
     }
 
-    /// Peers to ask: the session's connected peers if it has any, else every Bitswap peer.
+    /// Peers to ask: the session's connected peers if it has any, else every Bitswap peer; best
+    /// (lowest latency) first.
     fn candidates(&self, session: Option<u64>) -> Vec<PeerId> {
-        let session_peers = session
-            .and_then(|s| self.sessions.get(&s))
-            .map(|s| &s.peers)
-            .filter(|s| {
-                s.iter()
-                    .any(|p| self.peers.get(p).is_some_and(|p| p.bitswap))
-            });
-        self.peers
+        let session_peers = session.and_then(|s| self.sessions.get(&s)).filter(|s| {
+            s.iter()
+                .any(|p| self.peers.get(p).is_some_and(|p| p.bitswap))
+        });
+        let mut c: Vec<(PeerId, Duration)> = self
+            .peers
             .iter()
             .filter(|(id, p)| p.bitswap && session_peers.is_none_or(|s| s.contains(id)))
-            .map(|(id, _)| *id)
-            .collect()
+            .map(|(id, p)| (*id, p.latency.unwrap_or(Duration::from_secs(3600))))
+            .collect();
+        c.sort_by_key(|(_, l)| *l);
+        c.into_iter().map(|(id, _)| id).collect()
     }
 
-    /// Peers a fresh want is announced to (want-have): every Bitswap peer while its session is
-    /// discovering, else the candidates.
-    fn announce_to(&self, session: Option<u64>) -> Vec<PeerId> {
-        let discovering = session
-            .and_then(|s| self.sessions.get(&s))
-            .is_none_or(|s| s.wants <= DISCOVERY_WANTS || s.wants % DISCOVERY_EVERY == 0);
-        if discovering {
-            self.peers
-                .iter()
-                .filter(|(_, p)| p.bitswap)
-                .map(|(id, _)| *id)
-                .collect()
-        } else {
-            self.candidates(session)
-        }
-    }
-
-    /// Puts a want in the wait queue for a want-block slot (once).
-    fn enqueue(&mut self, cid: Cid) {
-        if let Some(w) = self.wants.get_mut(&cid)
-            && !w.queued
-            && !w.storing
-        {
-            w.queued = true;
-            self.waiting.push_back(cid);
-        }
-    }
-
-    /// The smallest per-block time any peer has shown: the guess for a peer not measured yet, so
-    /// new peers are tried as if they were as fast as the best.
-    fn best_interval(&self) -> Option<Duration> {
-        self.peers.values().filter_map(|p| p.interval).min()
-    }
-
-    /// The peer a want-block for this want should go to (full or not), and whether it has a free
-    /// slot: the earliest expected delivery, (outstanding + 1) × time per block, among the peers
-    /// that said HAVE or are candidates, leaving out those that said DONT_HAVE and, unless nobody
-    /// else is left, those it timed out at.
-    fn choose(&self, cid: &Cid, best: Option<Duration>) -> Option<(PeerId, bool)> {
-        let w = self.wants.get(cid)?;
-        let mut options: Vec<PeerId> = self.candidates(w.session);
-        for p in &w.haves {
-            if !options.contains(p) && self.peers.get(p).is_some_and(|p| p.bitswap) {
-                options.push(*p);
-            }
-        }
-        options.retain(|p| !w.dont_haves.contains(p));
-        if options.iter().any(|p| !w.slow.contains(p)) {
-            options.retain(|p| !w.slow.contains(p));
-        }
-        options
-            .into_iter()
-            .filter_map(|id| {
-                let p = self.peers.get(&id)?;
-                let per_block = p.interval.or(best).unwrap_or(Duration::ZERO);
-                let expected = per_block * (p.asked_blocks as u32 + 1);
-                // A peer that said HAVE goes before one that may not have the block at all.
-                let unsure = !w.haves.contains(&id);
-                Some((
-                    (expected, unsure, p.asked_blocks),
-                    id,
-                    p.asked_blocks < p.window,
-                ))
-            })
-            .min_by_key(|(key, _, _)| *key)
-            .map(|(_, id, free)| (id, free))
-    }
-
-    /// Gives waiting wants their want-block, each to its best peer if that peer has a slot, and
-    /// announces fresh wants (want-have) to the other peers. Wants whose best peer is full keep
-    /// their place in the queue.
-    fn assign_waiting(&mut self) {
-        if self.waiting.is_empty() {
+    /// Want-block to the best candidate, want-have to the rest.
+    fn broadcast(&mut self, cid: Cid) {
+        let Some(w) = self.wants.get(&cid) else {
             return;
-        }
-        let best = self.best_interval();
-        let mut kept = VecDeque::new();
-        while let Some(cid) = self.waiting.pop_front() {
-            let Some(w) = self.wants.get_mut(&cid) else {
-                continue;
-            };
-            w.queued = false;
-            if w.storing || w.asked_block.is_some() {
-                continue;
-            }
-            let (session, priority, fresh) = (w.session, w.priority, w.fresh);
-            // Choosing costs a pass over the candidates: skip it while every peer is full.
-            let any_free = self
-                .peers
-                .values()
-                .any(|p| p.bitswap && p.asked_blocks < p.window);
-            let block_to = if any_free {
-                self.choose(&cid, best)
-                    .and_then(|(p, free)| free.then_some(p))
+        };
+        let candidates = self.candidates(w.session);
+        let need_block = w.asked_block.is_none();
+        let priority = w.priority;
+        let mut block_to = None;
+        for (i, peer) in candidates.iter().enumerate() {
+            let entry = if i == 0 && need_block {
+                block_to = Some(*peer);
+                WantEntry::block(cid, priority, true)
             } else {
-                None
+                WantEntry::have(cid, priority)
             };
-            if fresh {
-                let targets = self.announce_to(session);
-                for peer in &targets {
-                    if Some(*peer) != block_to {
-                        self.outbox
-                            .entry(*peer)
-                            .or_default()
-                            .push(WantEntry::have(cid, priority));
-                    }
-                }
-                if let Some(w) = self.wants.get_mut(&cid) {
-                    w.asked.extend(targets);
-                    w.fresh = false;
-                    w.last_broadcast = Instant::now();
-                }
-            }
-            match block_to {
-                Some(peer) => self.ask_block(cid, peer),
-                None => {
-                    if let Some(w) = self.wants.get_mut(&cid) {
-                        w.queued = true;
-                    }
-                    kept.push_back(cid);
-                }
+            self.outbox.entry(*peer).or_default().push(entry);
+        }
+        if let Some(w) = self.wants.get_mut(&cid) {
+            w.asked.extend(candidates);
+            if let Some(p) = block_to {
+                w.asked_block = Some((p, Instant::now()));
             }
         }
-        self.waiting = kept;
     }
 
     fn presence(&mut self, peer: PeerId, cid: Cid, presence: Presence) {
         let Some(w) = self.wants.get_mut(&cid) else {
             return;
         };
-        // Until a peer has delivered a block, how fast it answers presence is the best guess of
-        // its latency: it sets the first want-block timeouts (a stalled peer's included) in
-        // round-trip times rather than the `rebroadcast_interval` fallback.
-        if let Some(p) = self.peers.get_mut(&peer)
-            && p.latency.is_none()
-        {
-            p.latency = Some(w.last_broadcast.elapsed());
-        }
         match presence {
             Presence::Have => {
                 if !w.haves.contains(&peer) {
                     w.haves.push(peer);
                 }
                 w.dont_haves.remove(&peer);
-                let unasked = w.asked_block.is_none() && !w.storing;
-                if let Some(s) = w.session.and_then(|s| self.sessions.get_mut(&s)) {
-                    s.peers.insert(peer);
-                }
-                if unasked {
-                    self.enqueue(cid);
+                if w.asked_block.is_none() && !w.storing {
+                    self.ask_block(cid, peer);
                 }
             }
             Presence::DontHave => {
                 w.dont_haves.insert(peer);
                 w.haves.retain(|p| *p != peer);
                 if w.asked_block.is_some_and(|(p, _)| p == peer) {
-                    self.release(&cid);
-                    self.enqueue(cid);
+                    w.asked_block = None;
+                    if let Some(next) = w.haves.first().copied() {
+                        self.ask_block(cid, next);
+                    }
                 }
                 let all_said_no = self.wants.get(&cid).is_some_and(|w| {
                     self.peers
@@ -1079,37 +874,15 @@ impl Core {
         }
     }
 
-    /// Sends the want-block to `peer`, taking one of its slots.
     fn ask_block(&mut self, cid: Cid, peer: PeerId) {
-        let Some(w) = self.wants.get_mut(&cid) else {
-            return;
-        };
-        let now = Instant::now();
-        w.asked_block = Some((peer, now));
-        w.asked.insert(peer);
-        self.outbox
-            .entry(peer)
-            .or_default()
-            .push(WantEntry::block(cid, w.priority, true));
-        if let Some(p) = self.peers.get_mut(&peer) {
-            if p.asked_blocks == 0 {
-                p.mark = Some(now);
-            }
-            p.asked_blocks += 1;
+        if let Some(w) = self.wants.get_mut(&cid) {
+            w.asked_block = Some((peer, Instant::now()));
+            w.asked.insert(peer);
+            self.outbox
+                .entry(peer)
+                .or_default()
+                .push(WantEntry::block(cid, w.priority, true));
         }
-    }
-
-    /// Ends the want's outstanding want-block, if any, freeing the peer's slot; returns the peer
-    /// and when it was asked.
-    fn release(&mut self, cid: &Cid) -> Option<(PeerId, Instant)> {
-        let (peer, at) = self.wants.get_mut(cid)?.asked_block.take()?;
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.asked_blocks = p.asked_blocks.saturating_sub(1);
-            if p.asked_blocks == 0 {
-                p.mark = None;
-            }
-        }
-        Some((peer, at))
     }
 
     /// Looks for providers of `cid` and dials them; a connected provider gets the wantlist.
@@ -1166,7 +939,6 @@ impl Core {
                     self.fulfil(block);
                 }
                 Err(e) => {
-                    self.release(block.cid());
                     if let Some(w) = self.wants.remove(block.cid()) {
                         for tx in w.waiters {
                             let _ = tx.send(Err(BitswapError::Store(e.clone())));
@@ -1181,7 +953,6 @@ impl Core {
 
     fn fulfil(&mut self, block: Block) {
         let cid = *block.cid();
-        self.release(&cid);
         let Some(w) = self.wants.remove(&cid) else {
             return;
         };
@@ -1209,38 +980,10 @@ impl Core {
         }
     }
 
-    /// How long a want-block may wait on `peer`: three times its observed latency, or for a peer
-    /// not measured yet the best latency any peer showed, within `min_want_timeout` and
-    /// `rebroadcast_interval` (the wait when nothing was measured yet).
-    fn want_timeout(&self, peer: &PeerId, best_latency: Option<Duration>) -> Duration {
-        let (min, max) = (
-            self.config.min_want_timeout,
-            self.config
-                .rebroadcast_interval
-                .max(self.config.min_want_timeout),
-        );
-        match self
-            .peers
-            .get(peer)
-            .and_then(|p| p.latency)
-            .or(best_latency)
-        {
-            Some(l) => (l * TIMEOUT_FACTOR).clamp(min, max),
-            None => max,
-        }
-    }
-
     fn tick(&mut self) {
         let now = Instant::now();
-        let best_latency = self.peers.values().filter_map(|p| p.latency).min();
-        let timeouts: HashMap<PeerId, Duration> = self
-            .peers
-            .keys()
-            .map(|id| (*id, self.want_timeout(id, best_latency)))
-            .collect();
         let mut cancelled = Vec::new();
-        let mut timed_out = Vec::new();
-        let mut reannounce = Vec::new();
+        let mut rebroadcast = Vec::new();
         let mut to_search = Vec::new();
         for (cid, w) in self.wants.iter_mut() {
             w.waiters.retain(|tx| !tx.is_closed());
@@ -1251,21 +994,17 @@ impl Core {
             if w.storing {
                 continue;
             }
-            if let Some((peer, at)) = w.asked_block {
-                let waited = now.duration_since(at);
-                if waited > timeouts.get(&peer).copied().unwrap_or_default() {
-                    timed_out.push((*cid, peer, waited));
-                }
-            } else if now.duration_since(w.last_broadcast) > self.config.rebroadcast_interval {
-                // Waiting with nobody able to take it for a while: ask everyone again.
-                reannounce.push(*cid);
+            if let Some((_, at)) = w.asked_block
+                && now.duration_since(at) > self.config.rebroadcast_interval
+            {
+                // The chosen peer is slow or silent: ask everyone again and look for providers.
+                w.asked_block = None;
+                rebroadcast.push(*cid);
             }
             let searched_recently = w
                 .last_search
                 .is_some_and(|t| now.duration_since(t) < self.config.rebroadcast_interval * 2);
-            // A want merely waiting for a slot at a peer that has the block needs no search.
             if w.asked_block.is_none()
-                && w.haves.is_empty()
                 && !searched_recently
                 && now.duration_since(w.created) >= self.config.provider_search_delay
             {
@@ -1273,7 +1012,6 @@ impl Core {
             }
         }
         for cid in cancelled {
-            self.release(&cid);
             if let Some(w) = self.wants.remove(&cid) {
                 for peer in w.asked {
                     self.outbox
@@ -1283,36 +1021,12 @@ impl Core {
                 }
             }
         }
-        for (cid, peer, waited) in timed_out {
-            // The peer is slow or silent: cancel there, count it as at least that slow (so it
-            // gets wants again only when it is the quickest choice), shrink its window, and give
-            // the want to the best other peer.
-            self.release(&cid);
-            self.stats.wants_rerouted.inc();
-            tracing::debug!(%peer, %cid, ?waited, "bitswap: want-block timed out; moving it");
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.window = (p.window / 2).max(1);
-                // Doubled on each timeout, so a stalled peer is tried ever more rarely; a
-                // delivery brings it back down through the average.
-                p.interval =
-                    Some((p.interval.map_or(waited, |i| i.max(waited)) * 2).min(MAX_PENALTY));
+        for cid in rebroadcast {
+            let next = self.wants.get(&cid).and_then(|w| w.haves.first().copied());
+            match next {
+                Some(peer) => self.ask_block(cid, peer),
+                None => self.broadcast(cid),
             }
-            if let Some(w) = self.wants.get_mut(&cid) {
-                w.slow.insert(peer);
-                w.asked.remove(&peer);
-            }
-            self.outbox
-                .entry(peer)
-                .or_default()
-                .push(WantEntry::cancel(cid));
-            self.enqueue(cid);
-        }
-        for cid in reannounce {
-            if let Some(w) = self.wants.get_mut(&cid) {
-                w.fresh = true;
-                w.slow.clear();
-            }
-            self.enqueue(cid);
         }
         for cid in to_search {
             self.search(cid);

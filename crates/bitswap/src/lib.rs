@@ -4,8 +4,7 @@
 //! Kubo's limits: 4 MiB messages, 2 MiB blocks), as a server (answering wants from a
 //! [`BlockStore`], fairly between peers and with bounded memory per peer) and as a client (want-have
 //! / want-block, DONT_HAVE, provider lookups through [`Routing`], sessions that fetch whole DAGs
-//! with a growing window, want-blocks spread over every peer that has the blocks in proportion to
-//! how fast each delivers, and moved off a peer that is slow to answer). It depends on neither the node nor the DHT: storage and routing are the
+//! with a growing window). It depends on neither the node nor the DHT: storage and routing are the
 //! two small traits below, so it can be tested with two bare swarms.
 //!
 //! ```no_run
@@ -129,16 +128,6 @@ pub struct Config {
     pub session_window_start: usize,
     /// ... and grows by one per block received up to this many.
     pub session_window_max: usize,
-    /// Want-blocks outstanding at one peer when it is new: the client spreads want-blocks over
-    /// the peers that have the blocks, each with its own window ...
-    pub peer_window_start: usize,
-    /// ... which grows by one per block the peer delivers up to this many, and halves when a
-    /// want-block to it times out. Bounds the blocks one peer can hold back from a fetch.
-    pub peer_window_max: usize,
-    /// The shortest time a want-block waits on a peer before it is moved to another; the wait is
-    /// otherwise three times the peer's observed want-to-block latency (capped at
-    /// `rebroadcast_interval`).
-    pub min_want_timeout: Duration,
 }
 
 impl Default for Config {
@@ -153,9 +142,6 @@ impl Default for Config {
             max_providers: 8,
             session_window_start: 32,
             session_window_max: 256,
-            peer_window_start: 2,
-            peer_window_max: 32,
-            min_want_timeout: Duration::from_millis(500),
         }
     }
 }
@@ -186,8 +172,6 @@ pub struct Stat {
     pub unwanted_blocks: u64,
     /// Peers disconnected for sending unrequested or invalid blocks.
     pub peers_dropped: u64,
-    /// Want-blocks moved to another peer because the peer asked was too slow to answer.
-    pub wants_rerouted: u64,
 }
 
 /// What Bitswap has exchanged with one peer (`bitswap ledger`); zero for an unknown peer.
@@ -327,8 +311,7 @@ impl Bitswap {
         self.want(cid, None, 1).await
     }
 
-    /// A session: once peers have said HAVE or sent a block for its wants, its later want-blocks
-    /// are spread over those peers (each by its speed) instead of every connected peer.
+    /// A session: wants made through it go first to the peers that served it before.
     pub fn session(&self) -> Session {
         let id = self
             .inner
@@ -414,7 +397,6 @@ impl Bitswap {
             data_sent: s.data_sent.get(),
             unwanted_blocks: s.unwanted_blocks.get(),
             peers_dropped: s.peers_dropped.get(),
-            wants_rerouted: s.wants_rerouted.get(),
         })
     }
 }

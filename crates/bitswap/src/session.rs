@@ -1,6 +1,5 @@
-//! Sessions: related wants (the blocks of one DAG) that go to the peers known to have the
-//! session's blocks (spread over them by the core, see `engine`), and the DAG fetch that walks
-//! links with a bounded, growing window of wants.
+//! Sessions: related wants (the blocks of one DAG) that go first to the peers that served the
+//! session before, and the DAG fetch that walks links with a bounded, growing window of wants.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -35,7 +34,7 @@ impl DagProgress {
     }
 }
 
-/// A Bitswap session. Dropping it forgets which peers have its blocks.
+/// A Bitswap session. Dropping it forgets which peers served it.
 #[derive(Debug)]
 pub struct Session {
     bitswap: Bitswap,

@@ -22,7 +22,6 @@ pub(crate) struct Stats {
     pub peers_dropped: Counter,
     pub wants_dropped: Counter,
     pub provider_searches: Counter,
-    pub wants_rerouted: Counter,
     pub wantlist: Gauge,
     pub peers: Gauge,
     /// Told of every block received or sent, once [`crate::Bitswap::on_transfer`] set it.
@@ -123,11 +122,6 @@ impl Stats {
             "provider_searches",
             "Provider lookups started for wanted blocks",
             self.provider_searches.clone(),
-        );
-        r.register(
-            "wants_rerouted",
-            "Want-blocks moved to another peer because the peer asked was slow to answer",
-            self.wants_rerouted.clone(),
         );
         r.register(
             "wantlist_length",
