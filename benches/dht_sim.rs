@@ -7,7 +7,7 @@
 //! lookups per size, default 200), `CAIRN_SIM_PROVIDERS` (provider lookups, default 100),
 //! `CAIRN_SIM_CONCURRENCY` (lookups in flight, default 16), `CAIRN_SIM_CHURN` (share replaced in
 //! the churn run, default 0.1; 0 skips it), `CAIRN_SIM_IDLE` (seconds of the idle CPU sample,
-//! default 10).
+//! default 10), `CAIRN_SIM_JOIN_BATCH` (nodes started at once while the network grows, default 8).
 //!
 //! Each size runs in a fresh network, one after the other, so the per-node memory of a size is
 //! the growth of the process's resident set from before its first node to after its tables
@@ -53,6 +53,7 @@ async fn run(n: usize, churn: f64) -> anyhow::Result<()> {
     config.lookups = env_usize("CAIRN_SIM_LOOKUPS", 200);
     config.provider_lookups = env_usize("CAIRN_SIM_PROVIDERS", 100);
     config.concurrency = env_usize("CAIRN_SIM_CONCURRENCY", 16);
+    config.join_batch = env_usize("CAIRN_SIM_JOIN_BATCH", config.join_batch);
     let idle = Duration::from_secs(env_usize("CAIRN_SIM_IDLE", 10) as u64);
     let (rss0, _, cpu0) = process_usage();
     let started = Instant::now();
@@ -60,6 +61,8 @@ async fn run(n: usize, churn: f64) -> anyhow::Result<()> {
     sim.grow_to(n).await?;
     let joined = started.elapsed();
     let populated = sim.wait_populated(config.settle_timeout).await?;
+    // Where the network stands (connections per node drive memory and CPU).
+    sim.progress(started.elapsed()).await?;
     let (rss1, _, cpu1) = process_usage();
     let tables = sim.tables().await?;
     let health = sim.table_report(&tables);

@@ -59,6 +59,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// How long to wait for every routing table to hold K peers.
     pub settle_timeout: Duration,
+    /// Nodes started at once while the network grows.
+    pub join_batch: usize,
 }
 
 impl SimConfig {
@@ -72,6 +74,7 @@ impl SimConfig {
             concurrency: 16,
             seed: 7,
             settle_timeout: Duration::from_secs(300),
+            join_batch: 8,
         }
     }
 }
@@ -170,6 +173,27 @@ pub fn process_usage() -> (u64, u64, Duration) {
     (field("VmRSS:"), field("VmHWM:"), cpu)
 }
 
+/// Starts a node on the memory transport that bootstraps from `seeds`.
+async fn start_node(seeds: Vec<Multiaddr>) -> anyhow::Result<SimNode> {
+    let node = Node::builder()
+        .profile(Profile::Test)
+        .memory_transport(true)
+        .mdns(false)
+        .gossipsub(false)
+        .bootstrap_peers(seeds)
+        .build()
+        .await
+        .context("build a node")?;
+    let peer = node.peer_id();
+    let listen = node.listen_addrs().await?;
+    let addr = listen
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Memory(_))))
+        .context("no memory address")?
+        .with(Protocol::P2p(peer));
+    Ok(SimNode { node, peer, addr })
+}
+
 /// XOR distance between two DHT keys.
 fn distance(a: &KBucketKey<Vec<u8>>, b: &KBucketKey<PeerId>) -> libp2p::kad::KBucketDistance {
     a.distance(b)
@@ -188,37 +212,39 @@ impl Sim {
 
     /// Starts one node that bootstraps from up to `bootstrap_peers` random live nodes.
     pub async fn join(&mut self) -> anyhow::Result<()> {
-        let seeds: Vec<Multiaddr> = self
-            .nodes
-            .choose_multiple(&mut self.rng, self.config.bootstrap_peers)
-            .map(|n| n.addr.clone())
-            .collect();
-        let node = Node::builder()
-            .profile(Profile::Test)
-            .memory_transport(true)
-            .mdns(false)
-            .gossipsub(false)
-            .bootstrap_peers(seeds)
-            .build()
-            .await
-            .context("build a node")?;
-        let peer = node.peer_id();
-        let listen = node.listen_addrs().await?;
-        let addr = listen
-            .into_iter()
-            .find(|a| a.iter().any(|p| matches!(p, Protocol::Memory(_))))
-            .context("no memory address")?
-            .with(Protocol::P2p(peer));
-        self.nodes.push(SimNode { node, peer, addr });
+        let seeds = self.pick_seeds();
+        let node = start_node(seeds).await?;
+        self.nodes.push(node);
         Ok(())
     }
 
-    /// Starts nodes until there are `n`, each bootstrapping from earlier ones.
+    /// Up to `bootstrap_peers` random live nodes' addresses.
+    fn pick_seeds(&mut self) -> Vec<Multiaddr> {
+        self.nodes
+            .choose_multiple(&mut self.rng, self.config.bootstrap_peers)
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
+    /// Starts nodes until there are `n`, each bootstrapping from earlier ones. Nodes start
+    /// `join_batch` at a time (each batch from the nodes before it): a node's start waits on its
+    /// event loop, which a busy runtime reaches late, so one at a time would measure that wait.
     pub async fn grow_to(&mut self, n: usize) -> anyhow::Result<()> {
         let start = Instant::now();
+        let mut next_report = 25;
         while self.nodes.len() < n {
-            self.join().await?;
-            if self.nodes.len().is_multiple_of(100) {
+            // The first nodes start one by one, so that every batch has seeds to choose from.
+            let batch = if self.nodes.len() < self.config.bootstrap_peers.max(1) {
+                1
+            } else {
+                self.config.join_batch.clamp(1, n - self.nodes.len())
+            };
+            let starting: Vec<_> = (0..batch).map(|_| start_node(self.pick_seeds())).collect();
+            for node in futures::future::join_all(starting).await {
+                self.nodes.push(node?);
+            }
+            if self.nodes.len() >= next_report {
+                next_report = self.nodes.len() / 25 * 25 + 25;
                 self.progress(start.elapsed()).await?;
             }
         }
@@ -287,8 +313,15 @@ impl Sim {
             max_conns = max_conns.max(c);
         }
         let (rss, _, cpu) = process_usage();
+        // Totals since start over the live nodes: a count that keeps climbing while the tables
+        // stand still shows connection churn.
+        let opened = self.counter_sum("swarm_connections_established_total{", "");
+        let kad = self.counter_sum("kad_inbound_requests_total{", "");
+        // Bootstrap lookups (the self walk and one per bucket refreshed) and their requests.
+        let walks = self.counter_sum("kad_query_result_num_requests_count{", "Bootstrap");
+        let walk_requests = self.counter_sum("kad_query_result_num_requests_sum{", "Bootstrap");
         eprintln!(
-            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}; RSS {} MiB; CPU {:.0} s",
+            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}, opened in all {opened}; kad requests served {kad}, of which {walk_requests} in {walks} bootstrap walks; RSS {} MiB; CPU {:.0} s",
             elapsed.as_secs_f64(),
             self.nodes.len(),
             conns as f64 / self.nodes.len().max(1) as f64,
@@ -447,16 +480,19 @@ impl Sim {
 
     /// GET_PROVIDERS requests received so far, summed over the live nodes' libp2p metrics.
     fn get_provider_requests(&self) -> u64 {
+        self.counter_sum("kad_inbound_requests_total{", "request=\"GetProvider\"")
+    }
+
+    /// The sum over the live nodes of every libp2p metric sample whose line starts with `name`
+    /// (e.g. `libp2p_swarm_connections_established_total{`) and contains `label`.
+    fn counter_sum(&self, name: &str, label: &str) -> u64 {
         self.nodes
             .iter()
             .map(|n| {
                 n.node
                     .libp2p_metrics()
                     .lines()
-                    .filter(|l| {
-                        l.contains("kad_inbound_requests_total{")
-                            && l.contains("request=\"GetProvider\"")
-                    })
+                    .filter(|l| l.contains(name) && l.contains(label))
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum::<f64>() as u64
             })

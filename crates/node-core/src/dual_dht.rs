@@ -120,6 +120,25 @@ pub(crate) fn add_identified(
     }
 }
 
+/// Every peer in either routing table, with its common prefix length (CPL) with this node: how
+/// many leading bits of its DHT key (SHA-256 of the peer id) match ours. The connection manager
+/// values routing-table peers by it, as go-libp2p-kad-dht tags them (see `crate::connmgr`).
+pub(crate) fn table_peers_cpl(b: &mut Behaviour, local: &PeerId) -> HashMap<PeerId, u32> {
+    let me = kad::KBucketKey::from(*local);
+    let mut out = HashMap::new();
+    for dht in Dht::BOTH {
+        for bucket in kad_of(b, dht).kbuckets() {
+            for entry in bucket.iter() {
+                // The distance's highest set bit is 255 − CPL; only our own key has none.
+                if let Some(bit) = me.distance(entry.node.key).ilog2() {
+                    out.insert(*entry.node.key.preimage(), 255 - bit);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Drops a peer that could not be dialled from both routing tables, as go-libp2p-kad-dht drops a
 /// peer whose dial fails during a query. rust-libp2p keeps an unreachable peer in its table until
 /// a newcomer needs its bucket slot, so without this a node that left stays in the tables of a

@@ -25,7 +25,7 @@ use cairn_bootstrap::{
 use libp2p::identity::PublicKey;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
+use crate::connmgr::{Candidate, ConnMgrLimits, KBUCKET_SCORE, PROTECTED_BUCKETS, select_victims};
 use crate::dual_dht::{Dht, DualDht, QueryStep, table_addrs};
 use crate::error::NodeError;
 use crate::repo::Repo;
@@ -906,9 +906,13 @@ impl EventLoop {
                     }
                 }
                 BootstrapAction::KadBootstrap => {
-                    if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
-                        tracing::debug!("kademlia bootstrap: {e:?}");
-                    }
+                    // Nothing to start: rust-libp2p's kad already bootstraps by itself when a
+                    // peer enters a table that holds fewer than K, as every bootstrap peer does
+                    // (added above), and again until the table holds K. Starting one more walk
+                    // here made three per start where go-libp2p-kad-dht runs one refresh: each
+                    // walk asks ~30 peers per bucket, and the dht_sim bench counted 27 walk
+                    // queries per joining node, most of a join's CPU.
+                    tracing::debug!("kademlia bootstrap: left to kad's automatic bootstrap");
                 }
                 BootstrapAction::SaveBackupPeers(addrs) => {
                     if let Some(repo) = &self.repo {
@@ -1017,14 +1021,22 @@ impl EventLoop {
         {
             return;
         }
+        // Routing-table peers are worth keeping, the farthest buckets' most (go-libp2p-kad-dht
+        // tags and protects them so): a lookup needs no new handshake to reach them.
+        let local = *self.swarm.local_peer_id();
+        let table = crate::dual_dht::table_peers_cpl(self.swarm.behaviour_mut(), &local);
         let candidates: Vec<Candidate> = self
             .peers
             .iter()
-            .map(|(peer, s)| Candidate {
-                peer: *peer,
-                connected_since: s.connected_at,
-                protected: self.protected.contains(peer),
-                value: 0,
+            .map(|(peer, s)| {
+                let cpl = table.get(peer).copied();
+                Candidate {
+                    peer: *peer,
+                    connected_since: s.connected_at,
+                    protected: self.protected.contains(peer)
+                        || cpl.is_some_and(|c| c < PROTECTED_BUCKETS),
+                    value: cpl.map_or(0, |c| KBUCKET_SCORE + c),
+                }
             })
             .collect();
         let victims = select_victims(&candidates, &self.conn_mgr, now);
