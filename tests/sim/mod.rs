@@ -262,13 +262,25 @@ impl Sim {
         Ok(())
     }
 
-    /// Every live node's routing table (WAN DHT).
+    /// Every live node's routing table (WAN DHT). The nodes are asked all at once: on a busy
+    /// runtime each answer waits its turn, and one after the other would add those waits up.
     pub async fn tables(&self) -> anyhow::Result<HashMap<PeerId, Vec<PeerId>>> {
-        let mut out = HashMap::new();
-        for n in &self.nodes {
-            out.insert(n.peer, n.node.routing_table().await?);
-        }
-        Ok(out)
+        let asks = self
+            .nodes
+            .iter()
+            .map(|n| async move { anyhow::Ok((n.peer, n.node.routing_table().await?)) });
+        futures::future::try_join_all(asks)
+            .await
+            .map(|v| v.into_iter().collect())
+    }
+
+    /// Each live node's routing-table size and connected peers, asked all at once.
+    async fn sizes(&self) -> anyhow::Result<Vec<(usize, usize)>> {
+        let asks = self.nodes.iter().map(|n| async move {
+            let table = n.node.routing_table().await?.len();
+            anyhow::Ok((table, n.node.peers().await?.len()))
+        });
+        futures::future::try_join_all(asks).await
     }
 
     /// Waits until every routing table holds at least min(K, N − 1) peers; returns how long it
@@ -278,14 +290,7 @@ impl Sim {
         let want = K.min(self.nodes.len().saturating_sub(1));
         let mut report = Instant::now();
         loop {
-            let mut all = true;
-            for n in &self.nodes {
-                if n.node.routing_table().await?.len() < want {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
+            if self.sizes().await?.iter().all(|(t, _)| *t >= want) {
                 return Ok(Some(start.elapsed()));
             }
             if report.elapsed() > Duration::from_secs(10) {
@@ -304,11 +309,9 @@ impl Sim {
     pub async fn progress(&self, elapsed: Duration) -> anyhow::Result<()> {
         let want = K.min(self.nodes.len().saturating_sub(1));
         let (mut short, mut min, mut conns, mut max_conns) = (0, usize::MAX, 0, 0);
-        for n in &self.nodes {
-            let t = n.node.routing_table().await?.len();
+        for (t, c) in self.sizes().await? {
             short += usize::from(t < want);
             min = min.min(t);
-            let c = n.node.peers().await?.len();
             conns += c;
             max_conns = max_conns.max(c);
         }
@@ -317,11 +320,16 @@ impl Sim {
         // stand still shows connection churn.
         let opened = self.counter_sum("swarm_connections_established_total{", "");
         let kad = self.counter_sum("kad_inbound_requests_total{", "");
+        // Handshakes that did not end in a connection cost as much as those that did.
+        let dials = self.counter_sum("swarm_dial_attempt_total", "");
+        let dial_errors = self.counter_sum("swarm_outgoing_connection_error_total{", "");
+        let denied = self.counter_sum("swarm_outgoing_connection_error_total{", "Denied")
+            + self.counter_sum("swarm_connections_incoming_error_total{", "Denied");
         // Bootstrap lookups (the self walk and one per bucket refreshed) and their requests.
         let walks = self.counter_sum("kad_query_result_num_requests_count{", "Bootstrap");
         let walk_requests = self.counter_sum("kad_query_result_num_requests_sum{", "Bootstrap");
         eprintln!(
-            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}, opened in all {opened}; kad requests served {kad}, of which {walk_requests} in {walks} bootstrap walks; RSS {} MiB; CPU {:.0} s",
+            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}, opened in all {opened}, dials {dials} (failed {dial_errors}, denied {denied}); kad requests served {kad}, of which {walk_requests} in {walks} bootstrap walks; RSS {} MiB; CPU {:.0} s",
             elapsed.as_secs_f64(),
             self.nodes.len(),
             conns as f64 / self.nodes.len().max(1) as f64,
