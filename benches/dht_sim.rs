@@ -91,13 +91,14 @@ async fn run(n: usize, churn: f64) -> anyhow::Result<()> {
     println!("N={n}: {}", row("FIND_NODE", &find));
     let providers = sim.provider_batch(config.provider_lookups).await?;
     println!(
-        "N={n}: GET_PROVIDERS: {}/{} ({:.1}%), messages mean {}, time p50 {} ms p99 {} ms",
+        "N={n}: GET_PROVIDERS: {}/{} ({:.1}%), messages mean {}, time p50 {} ms p99 {} ms; provides that failed {}",
         providers.succeeded,
         providers.total,
         providers.success_pct(),
         quantile(&providers.messages, 0.5),
         quantile(&providers.millis, 0.5),
         quantile(&providers.millis, 0.99),
+        providers.provide_errors,
     );
     let (_, _, cpu2) = process_usage();
     tokio::time::sleep(idle).await;

@@ -115,6 +115,8 @@ pub struct LookupReport {
     pub millis: Vec<u64>,
     /// Requests that failed (no answer, dial error), over all lookups.
     pub failed_requests: u64,
+    /// Provides that failed before the lookups (GET_PROVIDERS batches only).
+    pub provide_errors: usize,
 }
 
 impl LookupReport {
@@ -510,6 +512,7 @@ impl Sim {
     /// `count` random nodes each store and provide a new block; then a random other node looks
     /// for a provider of each (success: one found within kad's query time).
     pub async fn provider_batch(&mut self, count: usize) -> anyhow::Result<LookupReport> {
+        let mut provide_errors = 0;
         let mut cids = Vec::new();
         for _ in 0..count {
             let i = self.rng.random_range(0..self.nodes.len());
@@ -527,12 +530,18 @@ impl Sim {
                 provides.push(async move { node.provide(&cid).await });
             }
             while let Some(r) = provides.next().await {
-                r?;
+                // A provide that failed (its walk timed out) is part of the outcome: the lookup
+                // for that block then finds nobody, and counts as failed.
+                if let Err(e) = r {
+                    provide_errors += 1;
+                    eprintln!("  provide failed: {e}");
+                }
             }
         }
         let before = self.get_provider_requests();
         let mut report = LookupReport {
             total: count,
+            provide_errors,
             ..Default::default()
         };
         let mut pending = FuturesUnordered::new();

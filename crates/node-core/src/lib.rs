@@ -25,7 +25,6 @@ pub mod files;
 pub mod limits;
 pub mod logs;
 mod node;
-mod provider_store;
 pub mod repo;
 mod self_kad;
 pub mod types;
