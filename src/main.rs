@@ -71,12 +71,6 @@ fn init_logging(level: Option<&str>, format: LogFormat) -> cairn::node::LogBus {
     logs
 }
 
-/// mimalloc instead of glibc's malloc: with glibc, memory freed by the many threads that import,
-/// hash and collect garbage stayed in per-thread arenas, and the daemon's RSS kept rising under a
-/// steady add/read/GC load with nothing live growing (`benches/soak.rs`, BENCHMARKS.md "Soak").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let cli = Cli::parse();
     let logs = init_logging(cli.log_level.as_deref(), cli.log_format);
