@@ -1,13 +1,15 @@
 //! The connection manager's decision, kept pure so it can be tested without a network: when more
-//! than `HighWater` peers are connected, close the newest of the peers that are neither protected
-//! nor younger than `GracePeriod` until `LowWater` of those remain (Kubo's `Swarm.ConnMgr`, as
-//! go-libp2p's basic connection manager decides).
+//! than `HighWater` peers are connected, close the lowest-valued (and among equals the newest) of
+//! the peers that are neither protected nor younger than `GracePeriod` until `LowWater` of those
+//! remain (Kubo's `Swarm.ConnMgr`, as go-libp2p's basic connection manager decides; values as
+//! go-libp2p-kad-dht tags routing-table peers).
 
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
 use crate::config::{ConnMgrConfig, parse_go_duration};
+use crate::error::RepoError;
 
 /// Routing-table peers whose common prefix length with this node is below this are protected
 /// from trimming: the two farthest buckets, which hold half and a quarter of the keyspace and are
@@ -17,7 +19,6 @@ pub(crate) const PROTECTED_BUCKETS: u32 = 2;
 /// trimming closes peers the DHT does not use first (go-libp2p-kad-dht's `baseConnMgrScore` on
 /// its `kbucket` tag); a peer in no table is worth 0.
 pub(crate) const KBUCKET_SCORE: u32 = 5;
-use crate::error::RepoError;
 
 /// The connection manager's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -908,10 +908,9 @@ impl EventLoop {
                 BootstrapAction::KadBootstrap => {
                     // Nothing to start: rust-libp2p's kad already bootstraps by itself when a
                     // peer enters a table that holds fewer than K, as every bootstrap peer does
-                    // (added above), and again until the table holds K. Starting one more walk
-                    // here made three per start where go-libp2p-kad-dht runs one refresh: each
-                    // walk asks ~30 peers per bucket, and the dht_sim bench counted 27 walk
-                    // queries per joining node, most of a join's CPU.
+                    // (added above), and again until the table holds K. One more bootstrap here
+                    // was a duplicate walk per start (go-libp2p-kad-dht runs one refresh); the
+                    // dht_sim bench still counts 23–28 walk queries per joining node without it.
                     tracing::debug!("kademlia bootstrap: left to kad's automatic bootstrap");
                 }
                 BootstrapAction::SaveBackupPeers(addrs) => {
