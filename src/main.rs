@@ -10,6 +10,7 @@ macro_rules! out {
     };
 }
 
+mod alloc;
 mod cli;
 mod client;
 mod daemon;
