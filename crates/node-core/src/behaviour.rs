@@ -86,11 +86,13 @@ pub(crate) fn local_protocols(opts: &BehaviourOptions) -> Vec<String> {
 }
 
 /// What the behaviours are built from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct BehaviourOptions {
     pub mdns: bool,
     pub gossipsub: bool,
     pub max_connections: u32,
+    /// What the blockstore holds: the DHTs name this node as a provider of exactly that.
+    pub has_block: crate::provider_store::HasBlock,
 }
 
 /// go-libp2p's `DefaultMsgIdFn`: the source peer id's bytes followed by the 8-byte big-endian
@@ -123,10 +125,14 @@ pub(crate) fn build(
 
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
 
-    let kad = dht(peer_id, KAD_PROTOCOL);
+    let kad = dht(peer_id, KAD_PROTOCOL, opts.has_block.clone());
     // Kubo's LAN DHT, beside the WAN one: the only one Kubo speaks with peers it sees on private or
     // loopback addresses (see crate::dual_dht).
-    let lan_kad = dht(peer_id, crate::dual_dht::LAN_KAD_PROTOCOL);
+    let lan_kad = dht(
+        peer_id,
+        crate::dual_dht::LAN_KAD_PROTOCOL,
+        opts.has_block.clone(),
+    );
 
     let mdns = if opts.mdns {
         Some(
@@ -171,7 +177,11 @@ pub(crate) fn build(
 }
 
 /// A Kademlia behaviour on `protocol` in server mode, with the node's record limits.
-fn dht(peer_id: libp2p::PeerId, protocol: StreamProtocol) -> SelfAnsweringKad {
+fn dht(
+    peer_id: libp2p::PeerId,
+    protocol: StreamProtocol,
+    has_block: crate::provider_store::HasBlock,
+) -> SelfAnsweringKad {
     let mut kad_config = kad::Config::new(protocol);
     // go-libp2p-kad-dht's RoutingTableRefreshPeriod (Kubo's default): every refresh walks one
     // random key per bucket and, in a network larger than LowWater, opens a connection for most
@@ -184,15 +194,17 @@ fn dht(peer_id: libp2p::PeerId, protocol: StreamProtocol) -> SelfAnsweringKad {
     // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
     // batches on Provide.DHT.Interval instead (exchange.rs).
     kad_config.set_provider_publication_interval(None);
-    let store = kad::store::MemoryStore::with_config(
+    let others = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
             max_records: 64 * 1024,
             max_value_bytes: 65 * 1024,
             max_providers_per_key: 64,
+            // Other peers' provider records only; this node's own come from the blockstore.
             max_provided_keys: 1 << 20,
         },
     );
+    let store = crate::provider_store::ProviderStore::new(others, peer_id, has_block);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     // Auto mode starts as a client until an external address is confirmed, and then peers would not
     // add us to their tables: a storage node always serves the DHT.

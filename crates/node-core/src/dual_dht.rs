@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use libp2p::kad::{self, QueryId, QueryResult, store::MemoryStore};
+use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +45,10 @@ impl Dht {
 }
 
 /// The behaviour of one of the two DHTs.
-pub(crate) fn kad_of(b: &mut Behaviour, dht: Dht) -> &mut kad::Behaviour<MemoryStore> {
+pub(crate) fn kad_of(
+    b: &mut Behaviour,
+    dht: Dht,
+) -> &mut kad::Behaviour<crate::provider_store::ProviderStore> {
     match dht {
         Dht::Wan => &mut b.kad,
         Dht::Lan => &mut b.lan_kad,

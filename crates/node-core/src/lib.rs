@@ -25,6 +25,7 @@ pub mod files;
 pub mod limits;
 pub mod logs;
 mod node;
+mod provider_store;
 pub mod repo;
 mod self_kad;
 pub mod types;

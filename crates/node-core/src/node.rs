@@ -346,7 +346,19 @@ impl NodeBuilder {
             }
             .into());
         }
+        // The key of a provider record is the block's multihash (as Kubo's); the store keys blocks
+        // by multihash too, so the CID's version and codec here do not matter.
+        let has_block: crate::provider_store::HasBlock = {
+            let store = blockstore.clone();
+            Arc::new(move |key: &libp2p::kad::RecordKey| {
+                cid::multihash::Multihash::<64>::from_bytes(key.as_ref())
+                    .ok()
+                    .map(|mh| cid::Cid::new_v1(cairn_blockstore::codec::RAW, mh))
+                    .is_some_and(|c| store.has(&c).unwrap_or(false))
+            })
+        };
         let options = BehaviourOptions {
+            has_block,
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
             gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
                 || self.pubsub_discovery.is_some(),
