@@ -61,6 +61,8 @@ pub struct SimConfig {
     pub settle_timeout: Duration,
     /// Nodes started at once while the network grows.
     pub join_batch: usize,
+    /// The nodes' connection manager; `None` keeps the default (`Swarm.ConnMgr`: 32 / 96).
+    pub conn_mgr: Option<cairn_node_core::ConnMgrLimits>,
 }
 
 impl SimConfig {
@@ -75,6 +77,7 @@ impl SimConfig {
             seed: 7,
             settle_timeout: Duration::from_secs(300),
             join_batch: 8,
+            conn_mgr: None,
         }
     }
 }
@@ -176,16 +179,20 @@ pub fn process_usage() -> (u64, u64, Duration) {
 }
 
 /// Starts a node on the memory transport that bootstraps from `seeds`.
-async fn start_node(seeds: Vec<Multiaddr>) -> anyhow::Result<SimNode> {
-    let node = Node::builder()
+async fn start_node(
+    seeds: Vec<Multiaddr>,
+    conn_mgr: Option<cairn_node_core::ConnMgrLimits>,
+) -> anyhow::Result<SimNode> {
+    let mut builder = Node::builder()
         .profile(Profile::Test)
         .memory_transport(true)
         .mdns(false)
         .gossipsub(false)
-        .bootstrap_peers(seeds)
-        .build()
-        .await
-        .context("build a node")?;
+        .bootstrap_peers(seeds);
+    if let Some(limits) = conn_mgr {
+        builder = builder.conn_mgr(limits);
+    }
+    let node = builder.build().await.context("build a node")?;
     let peer = node.peer_id();
     let listen = node.listen_addrs().await?;
     let addr = listen
@@ -215,7 +222,7 @@ impl Sim {
     /// Starts one node that bootstraps from up to `bootstrap_peers` random live nodes.
     pub async fn join(&mut self) -> anyhow::Result<()> {
         let seeds = self.pick_seeds();
-        let node = start_node(seeds).await?;
+        let node = start_node(seeds, self.config.conn_mgr).await?;
         self.nodes.push(node);
         Ok(())
     }
@@ -241,7 +248,9 @@ impl Sim {
             } else {
                 self.config.join_batch.clamp(1, n - self.nodes.len())
             };
-            let starting: Vec<_> = (0..batch).map(|_| start_node(self.pick_seeds())).collect();
+            let starting: Vec<_> = (0..batch)
+                .map(|_| start_node(self.pick_seeds(), self.config.conn_mgr))
+                .collect();
             for node in futures::future::join_all(starting).await {
                 self.nodes.push(node?);
             }
@@ -303,6 +312,33 @@ impl Sim {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the network is quiet after the join: until, over a 5 s window, fewer than one
+    /// connection per 20 nodes was opened (dials, trims and bootstrap walks have died down), or
+    /// until `max` has passed. Returns how long that took and the last window's connections opened
+    /// per second. Lookups measured before this point measure the join's storm of bootstrap walks
+    /// and connection trims on a saturated machine, not the DHT: with all 200 nodes started within
+    /// 10 s, FIND_NODE lookups right after the tables filled took 21 s at the median, where the
+    /// same code on a network that had grown for minutes took 1.1 s.
+    pub async fn wait_quiet(&self, max: Duration) -> anyhow::Result<(Duration, f64)> {
+        const WINDOW: Duration = Duration::from_secs(5);
+        let start = Instant::now();
+        let quiet = (self.nodes.len() / 20).max(1) as u64;
+        let mut before = self.counter_sum("swarm_connections_established_total{", "");
+        loop {
+            tokio::time::sleep(WINDOW).await;
+            let now = self.counter_sum("swarm_connections_established_total{", "");
+            let opened = now.saturating_sub(before);
+            before = now;
+            let rate = opened as f64 / WINDOW.as_secs_f64();
+            if opened < quiet || start.elapsed() >= max {
+                return Ok((start.elapsed(), rate));
+            }
+            if start.elapsed().as_secs() % 30 < WINDOW.as_secs() {
+                self.progress(start.elapsed()).await?;
+            }
         }
     }
 
