@@ -125,13 +125,23 @@ pub(crate) fn build(
 
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
 
-    let kad = dht(peer_id, KAD_PROTOCOL, opts.has_block.clone());
+    let kad = dht(
+        peer_id,
+        KAD_PROTOCOL,
+        opts.has_block.clone(),
+        kad::BucketInserts::OnConnected,
+    );
     // Kubo's LAN DHT, beside the WAN one: the only one Kubo speaks with peers it sees on private or
-    // loopback addresses (see crate::dual_dht).
+    // loopback addresses (see crate::dual_dht). Its table takes only such peers, as Kubo's
+    // `PrivateRoutingTableFilter` does: kad would insert every peer it dialled that speaks the
+    // protocol, public ones too, and the LAN table would then double the WAN one's bootstrap and
+    // refresh work (the dht_sim bench: ~400 extra bootstraps in a 200-node join). Peers come in
+    // only through `dual_dht::add_identified`, which passes their private and loopback addresses.
     let lan_kad = dht(
         peer_id,
         crate::dual_dht::LAN_KAD_PROTOCOL,
         opts.has_block.clone(),
+        kad::BucketInserts::Manual,
     );
 
     let mdns = if opts.mdns {
@@ -181,8 +191,10 @@ fn dht(
     peer_id: libp2p::PeerId,
     protocol: StreamProtocol,
     has_block: crate::provider_store::HasBlock,
+    inserts: kad::BucketInserts,
 ) -> SelfAnsweringKad {
     let mut kad_config = kad::Config::new(protocol);
+    kad_config.set_kbucket_inserts(inserts);
     // go-libp2p-kad-dht's RoutingTableRefreshPeriod (Kubo's default): every refresh walks one
     // random key per bucket and, in a network larger than LowWater, opens a connection for most
     // of the peers it asks, so refreshing twice as often (rust-libp2p's 5 min) doubles the

@@ -102,6 +102,8 @@ pub(crate) enum Command {
         reply: Reply<()>,
     },
     RoutingTable {
+        /// The LAN DHT's table instead of the WAN one's.
+        lan: bool,
         reply: Reply<Vec<PeerId>>,
     },
     AddPeerAddress {
@@ -436,9 +438,10 @@ impl EventLoop {
                 self.bootstrapper.set_list(list);
                 let _ = reply.send(Ok(()));
             }
-            Command::RoutingTable { reply } => {
+            Command::RoutingTable { lan, reply } => {
                 let mut peers = Vec::new();
-                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                let dht = if lan { Dht::Lan } else { Dht::Wan };
+                for bucket in crate::dual_dht::kad_of(self.swarm.behaviour_mut(), dht).kbuckets() {
                     peers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
                 }
                 let _ = reply.send(Ok(peers));

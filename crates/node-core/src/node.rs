@@ -1241,9 +1241,17 @@ impl Node {
             .await
     }
 
-    /// The peers in the DHT routing table.
+    /// The peers in the DHT routing table (the WAN DHT, `/ipfs/kad/1.0.0`).
     pub async fn routing_table(&self) -> Result<Vec<PeerId>, NodeError> {
-        self.call(|reply| Command::RoutingTable { reply }).await
+        self.call(|reply| Command::RoutingTable { lan: false, reply })
+            .await
+    }
+
+    /// The peers in the LAN DHT's routing table (`/ipfs/lan/kad/1.0.0`): as in Kubo, only peers
+    /// seen on private or loopback addresses (see the `dual_dht` module).
+    pub async fn lan_routing_table(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.call(|reply| Command::RoutingTable { lan: true, reply })
+            .await
     }
 
     // ---- lifecycle ---------------------------------------------------------------------------
