@@ -6,8 +6,9 @@
 //! that import, hash and collect garbage each took one). jemalloc returns freed pages to the
 //! kernel on a timer (`dirty_decay_ms`, 10 s by default) and bounds its arenas at 4 per core.
 //! Measured on the same load for 30 minutes: glibc 167 → 474 MiB, jemalloc within 98–222 MiB
-//! (196 at the start, 214 at the end); the 1,000-file watch import peaks at 80 MiB. mimalloc was tried first and backed
-//! out: it bounded the soak but raised idle and peak RSS elsewhere (the watch import: 199 MiB).
+//! (196 at the start, 214 at the end); the 1,000-file watch import peaks at 80 MiB. mimalloc was
+//! tried first and backed out: it bounded the soak but raised idle and peak RSS elsewhere (the
+//! watch import: 199 MiB).
 //!
 //! Only the binary chooses: the library crates leave the allocator to embedders. Not used on
 //! MSVC targets, where jemalloc does not build.

@@ -166,7 +166,8 @@ fn attempt(n: u32) -> anyhow::Result<()> {
             }
         });
     }
-    // Bounds the kept log: probes back off exponentially, so 60 s of trace is a few hundred lines.
+    // The children's log, printed (its last 400 lines) only if the attempt fails. Probes back off
+    // exponentially, so 60 s of trace is a few hundred lines.
     let mut log: Vec<String> = Vec::new();
     let fail = |log: &[String], why: String| -> anyhow::Error {
         for l in log.iter().rev().take(400).rev() {
