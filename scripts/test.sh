@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -84,7 +84,9 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
   mkdir -p target
   for target in $(cargo +nightly fuzz list); do
     log="target/fuzz-$target.log"
-    if ! cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$log" 2>&1; then
+    # No sanitizer in CI: cairn forbids unsafe code, so AddressSanitizer would only watch the
+    # dependencies' unsafe code, and it doubles the build; coverage guidance stays on.
+    if ! cargo +nightly fuzz run --sanitizer none "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$log" 2>&1; then
       echo "fuzz target $target failed:"; tail -40 "$log"; exit 1
     fi
     echo "fuzz $target: $(grep -E '^Done [0-9]+ runs' "$log" || echo 'ran')"
