@@ -242,6 +242,16 @@ struct IndexRecord {
 const INDEX_VERSION: u8 = 1;
 /// The meta key recording that the index was built (stores written before it had no index).
 const LAYOUT_KEY: &[u8] = b"layout";
+
+/// Node records ([`Blockstore::get_record`]) live beside the store's own bookkeeping in the
+/// `Meta` keyspace; theirs start with `/` (as Kubo's datastore keys do), the store's never.
+fn check_record_key(key: &[u8]) -> Result<()> {
+    if key.first() == Some(&b'/') && key.len() <= 1024 {
+        Ok(())
+    } else {
+        Err(BlockstoreError::InvalidRecordKey)
+    }
+}
 // Layout 2 (indexed, no totals) was only written by development builds; it is opened as an
 // index whose totals are missing, and they are counted once.
 /// Indexed, with the running totals under [`TOTALS_KEY`].
@@ -890,6 +900,42 @@ impl Blockstore {
     /// Writes everything out and fsyncs it. After this returns, every earlier write survives a crash.
     pub fn flush(&self) -> Result<()> {
         self.commit()
+    }
+
+    // ---- the node's own small records --------------------------------------------------------
+
+    /// The record the node keeps under `key` (a Kubo datastore key such as `/local/filesroot`
+    /// or `/ipns/<peer id bytes>`), if any. Keys starting with `/` are the node's; the store's
+    /// own bookkeeping keys never do.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`] for a key not starting with `/`, or an engine error.
+    pub fn get_record(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        check_record_key(key)?;
+        Ok(self.engine().get(Keyspace::Meta, key)?)
+    }
+
+    /// Stores `value` under `key` (see [`Blockstore::get_record`]). With
+    /// [`Durability::Synced`] it is on disk when this returns, as a block put is; it is written
+    /// in one engine operation, so a crash leaves the old value or the new one.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn put_record(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_record_key(key)?;
+        self.engine().put(Keyspace::Meta, key, value)?;
+        self.commit_if_durable()
+    }
+
+    /// Removes the record under `key`; returns whether there was one.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn delete_record(&self, key: &[u8]) -> Result<bool> {
+        check_record_key(key)?;
+        let had = self.engine().delete(Keyspace::Meta, key)?;
+        self.commit_if_durable()?;
+        Ok(had)
     }
 
     // ---- pins -------------------------------------------------------------------------------
