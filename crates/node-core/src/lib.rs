@@ -22,6 +22,7 @@ mod event_loop;
 pub mod events;
 pub mod exchange;
 pub mod files;
+pub mod keystore;
 pub mod limits;
 pub mod logs;
 mod node;
