@@ -927,6 +927,23 @@ impl Blockstore {
         self.commit_if_durable()
     }
 
+    /// Every node record whose key starts with `prefix` (which must itself start with `/`), in
+    /// key order.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
+        check_record_key(prefix)?;
+        let mut out = Vec::new();
+        for r in self.engine().iter(Keyspace::Meta) {
+            let (k, v) = r?;
+            if k.starts_with(prefix) {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes the record under `key`; returns whether there was one.
     ///
     /// # Errors
