@@ -200,12 +200,18 @@ fn dht(
     // of the peers it asks, so refreshing twice as often (rust-libp2p's 5 min) doubles the
     // node's idle dialling and CPU for no gain (the dht_sim bench showed it).
     kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(10 * 60)));
-    // Inbound records come to the event loop, which stores them (crate::dual_dht::on_inbound) and
-    // reports provider records as NodeEvent::ProviderRecordStored.
-    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    // Inbound records go straight to the store, which validates value records and refuses
+    // invalid or outdated ones with a reset, as Kubo does (crate::provider_store); the event loop
+    // then reports stored provider records as NodeEvent::ProviderRecordStored.
+    kad_config.set_record_filtering(kad::StoreInserts::Unfiltered);
     // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
     // batches on Provide.DHT.Interval instead (exchange.rs).
     kad_config.set_provider_publication_interval(None);
+    // go-libp2p-kad-dht never re-sends others' value records, and re-sends its own only through
+    // the IPNS republisher (crate::ipns_publisher, on Ipns.RepublishPeriod); kad's hourly
+    // replication of every stored record would be traffic Kubo does not make.
+    kad_config.set_replication_interval(None);
+    kad_config.set_publication_interval(None);
     let others = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {

@@ -90,6 +90,17 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: Reply<crate::types::ClosestPeers>,
     },
+    /// Stores a validated value record and sends it to the closest peers of both DHTs.
+    PutValue {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<usize>,
+    },
+    /// Collects the valid value records under a key from both DHTs (this node's store first).
+    GetValue {
+        key: Vec<u8>,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
     Protect {
         peer: PeerId,
         protect: bool,
@@ -423,6 +434,13 @@ impl EventLoop {
             Command::ClosestPeers { key, reply } => {
                 self.dht
                     .closest_peers(self.swarm.behaviour_mut(), key, reply);
+            }
+            Command::PutValue { key, value, reply } => {
+                self.dht
+                    .put_value(self.swarm.behaviour_mut(), key, value, reply);
+            }
+            Command::GetValue { key, reply } => {
+                self.dht.get_value(self.swarm.behaviour_mut(), key, reply);
             }
             Command::Protect { peer, protect } => {
                 if protect {
@@ -852,7 +870,7 @@ impl EventLoop {
     }
 
     fn on_inbound(&mut self, dht: Dht, request: kad::InboundRequest) {
-        if let Some(event) = crate::dual_dht::on_inbound(self.swarm.behaviour_mut(), dht, request) {
+        for event in crate::dual_dht::on_inbound(self.swarm.behaviour_mut(), dht, request) {
             self.emit(event);
         }
     }

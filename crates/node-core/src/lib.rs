@@ -16,6 +16,7 @@ pub mod add;
 mod behaviour;
 pub mod config;
 pub mod connmgr;
+pub mod dht_records;
 pub mod dual_dht;
 pub mod error;
 mod event_loop;
@@ -25,6 +26,7 @@ pub mod files;
 pub mod keystore;
 pub mod limits;
 pub mod logs;
+pub mod names;
 mod node;
 mod provider_store;
 pub mod repo;
@@ -36,6 +38,7 @@ pub use behaviour::{
     IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
 };
 pub use cairn_bitswap::{DagProgress, LedgerInfo, Stat as BitswapStat};
+pub use cairn_ipns as ipns;
 pub use cairn_unixfs as unixfs;
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;

@@ -368,6 +368,12 @@ impl NodeBuilder {
         };
 
         let provide_config = ProvideConfig::from_config(&config)?;
+        let ipns_timing = crate::names::IpnsTiming::from_config(&config)?;
+        let keystore = match &repo {
+            Some(r) => crate::keystore::Keystore::open(r.path().join("keystore"))?,
+            None => crate::keystore::Keystore::in_memory(),
+        };
+        let identity = keypair.clone();
         let public_key = keypair.public();
         let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
         let mut registry = prometheus_client::registry::Registry::default();
@@ -470,6 +476,8 @@ impl NodeBuilder {
         let node = Node {
             shared: Arc::new(Shared {
                 peer_id,
+                keypair: identity,
+                keystore,
                 commands: command_tx,
                 cancel,
                 events,
@@ -483,6 +491,7 @@ impl NodeBuilder {
                 provider,
             }),
         };
+        crate::names::spawn_republisher(&node, ipns_timing);
         match tokio::time::timeout(LISTEN_TIMEOUT, ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(node),
             Ok(Ok(Err(e))) => {
@@ -678,8 +687,12 @@ impl std::fmt::Debug for StreamControl {
 pub(crate) type StoreSlot = Arc<parking_lot::RwLock<Option<Blockstore>>>;
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     peer_id: PeerId,
+    /// The identity key pair (`self`), which signs this node's IPNS records.
+    pub(crate) keypair: Keypair,
+    /// The other named keys (`<repo>/keystore`, or in memory).
+    pub(crate) keystore: crate::keystore::Keystore,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
     events: crate::events::Emitter,
@@ -718,6 +731,21 @@ impl Node {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.shared.peer_id
+    }
+
+    /// A handle that does not keep the node alive (for the node's own background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    /// The node behind a [`Node::downgrade`] handle, while it still has other handles.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<Node> {
+        weak.upgrade().map(|shared| Node { shared })
+    }
+
+    /// The node's shared state, for the other `impl Node` blocks of the crate.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     async fn call<T>(
@@ -1143,6 +1171,56 @@ impl Node {
         let key = key.into();
         self.call(|reply| Command::ClosestPeers { key, reply })
             .await
+    }
+
+    /// Puts a value record in the DHT, as Kubo's `routing put` does: `key` is
+    /// `/ipns/<peer id bytes>` or `/pk/<peer id bytes>`, and `value` must be valid under it
+    /// ([`crate::dht_records`]: a signed, unexpired IPNS record of that peer, or that peer's
+    /// public key). The record is kept in this node's DHT stores (it answers `GET_VALUE` for it)
+    /// and sent to the closest peers of both DHTs. Returns how many peers took it.
+    ///
+    /// # Errors
+    /// [`NodeError::InvalidRecord`] for a record that does not validate (nothing is sent),
+    /// [`NodeError::Routing`] if no peer took it (`failed to find any peer in table` on a node
+    /// with empty tables), [`NodeError::NodeStopped`].
+    pub async fn put_value(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<usize, NodeError> {
+        let (key, value) = (key.into(), value.into());
+        crate::dht_records::validate(&key, &value, std::time::SystemTime::now())?;
+        self.call(|reply| Command::PutValue { key, value, reply })
+            .await
+    }
+
+    /// Every valid value record found under `key` in the DHT (this node's own store included),
+    /// best first, as Kubo's `routing get` collects them (up to 16).
+    ///
+    /// # Errors
+    /// [`NodeError::Routing`] `not found` when no valid record was found;
+    /// [`NodeError::NodeStopped`].
+    pub async fn get_values(&self, key: impl Into<Vec<u8>>) -> Result<Vec<Vec<u8>>, NodeError> {
+        let key = key.into();
+        let k = key.clone();
+        let mut values = self
+            .call(|reply| Command::GetValue { key: k, reply })
+            .await?;
+        if values.is_empty() {
+            return Err(NodeError::Routing("not found".into()));
+        }
+        if let Some(best) = crate::dht_records::select(&key, &values) {
+            values.swap(0, best);
+        }
+        Ok(values)
+    }
+
+    /// The best valid value record under `key` in the DHT (see [`Node::get_values`]).
+    ///
+    /// # Errors
+    /// As [`Node::get_values`].
+    pub async fn get_value(&self, key: impl Into<Vec<u8>>) -> Result<Vec<u8>, NodeError> {
+        Ok(self.get_values(key).await?.swap_remove(0))
     }
 
     // ---- identity and diagnostics --------------------------------------------------------------

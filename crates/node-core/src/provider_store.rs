@@ -15,9 +15,18 @@
 //! answer to a `GET_PROVIDERS` that reaches this node (and to its own `findprovs`) names the node
 //! for what it has. The memory per provided key is zero; records of other peers stay bounded by
 //! the inner store's limits.
+//!
+//! The store is also where inbound records are checked: kad runs with `StoreInserts::Unfiltered`,
+//! so a `PUT_VALUE` that [`RecordStore::put`] refuses is answered with a stream reset, as
+//! go-libp2p-kad-dht answers an invalid or outdated record with an error (with `FilterBoth` kad
+//! acknowledges every record before the node could look at it). Value records must validate
+//! ([`crate::dht_records`]) and must not be older than the one held. Provider records taken from
+//! peers are noted ([`ProviderStore::take_stored`]) so the node can report them as events.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use libp2p::PeerId;
 use libp2p::kad::store::{MemoryStore, RecordStore, Result};
@@ -32,12 +41,29 @@ pub(crate) struct ProviderStore {
     inner: MemoryStore,
     local: PeerId,
     has: HasBlock,
+    /// Provider records of other peers stored since the last [`ProviderStore::take_stored`]
+    /// (at most [`MAX_NOTED`]).
+    stored: Vec<(RecordKey, PeerId)>,
 }
+
+/// The most stored provider records noted between two drains (the event loop drains after
+/// every inbound request, so this is never reached in practice).
+const MAX_NOTED: usize = 1024;
 
 impl ProviderStore {
     /// `inner` keeps what other peers put here; `local` is this node; `has` says what it holds.
     pub(crate) fn new(inner: MemoryStore, local: PeerId, has: HasBlock) -> Self {
-        ProviderStore { inner, local, has }
+        ProviderStore {
+            inner,
+            local,
+            has,
+            stored: Vec::new(),
+        }
+    }
+
+    /// The provider records of other peers stored since the last call: `(key, provider)`.
+    pub(crate) fn take_stored(&mut self) -> Vec<(RecordKey, PeerId)> {
+        std::mem::take(&mut self.stored)
     }
 }
 
@@ -52,6 +78,20 @@ impl RecordStore for ProviderStore {
     }
 
     fn put(&mut self, r: Record) -> Result<()> {
+        // kad's store errors have no "invalid" kind; any error makes kad reset the request,
+        // which is what matters (the reason is logged here).
+        let refuse = libp2p::kad::store::Error::ValueTooLarge;
+        if let Err(e) = crate::dht_records::validate(r.key.as_ref(), &r.value, SystemTime::now()) {
+            tracing::debug!("DHT record refused: {e}");
+            return Err(refuse);
+        }
+        if let Some(held) = self.inner.get(&r.key)
+            && crate::dht_records::compare(r.key.as_ref(), &r.value, &held.value) == Ordering::Less
+        {
+            // go-libp2p-kad-dht: "DHT got a PUT_VALUE with an outdated record, refusing".
+            tracing::debug!("outdated DHT record refused");
+            return Err(refuse);
+        }
         self.inner.put(r)
     }
 
@@ -68,7 +108,12 @@ impl RecordStore for ProviderStore {
             // Our own record (from start_providing): the blockstore already says it.
             return Ok(());
         }
-        self.inner.add_provider(record)
+        let noted = (record.key.clone(), record.provider);
+        self.inner.add_provider(record)?;
+        if self.stored.len() < MAX_NOTED {
+            self.stored.push(noted);
+        }
+        Ok(())
     }
 
     fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
