@@ -7,6 +7,7 @@ mod block;
 mod config;
 mod dag;
 mod files;
+mod names;
 mod network;
 mod pin;
 mod pubsub;
@@ -103,6 +104,20 @@ pub const COMMANDS: &[&str] = &[
     "provide/stat",
     "stats/provide",
     "stats/reprovide",
+    "key/gen",
+    "key/list",
+    "key/ls",
+    "key/rm",
+    "key/rename",
+    "key/import",
+    "name/publish",
+    "name/resolve",
+    "name/inspect",
+    "routing/get",
+    "routing/put",
+    "dht/get",
+    "dht/put",
+    "dht/query",
 ];
 
 /// Kubo's text when the `timeout` option runs out (Go's `context.DeadlineExceeded`).
@@ -132,6 +147,9 @@ pub(crate) const ERR_NOT_ONLINE: &str =
 /// ignores `offline` for these and goes to the network anyway; a client that asks for offline
 /// means it, so cairn fails fast with the text Kubo gives when it has no network.)
 const NETWORK_ONLY: &[&str] = &[
+    "routing/get",
+    "dht/get",
+    "dht/query",
     "routing/findprovs",
     "routing/findpeer",
     "routing/provide",
@@ -311,6 +329,17 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "bitswap/ledger" => bitswap::ledger(s, &req).await,
         "bitswap/reprovide" => bitswap::reprovide(s).await,
         "provide/stat" | "stats/provide" | "stats/reprovide" => bitswap::provide_stat(s).await,
+        "key/gen" => names::key_gen(s, &req).await,
+        "key/list" | "key/ls" => names::key_list(s, &req).await,
+        "key/rm" => names::key_rm(s, &req).await,
+        "key/rename" => names::key_rename(s, &req).await,
+        "key/import" => names::key_import(s, &mut req).await,
+        "name/publish" => names::name_publish(s, &req).await,
+        "name/resolve" => names::name_resolve(s, &req).await,
+        "name/inspect" => names::name_inspect(s, &mut req).await,
+        "routing/get" | "dht/get" => names::routing_get(s, &req).await,
+        "routing/put" | "dht/put" => names::routing_put(s, &mut req).await,
+        "dht/query" => names::dht_query(s, &req).await,
         _ => Err(ApiError::NotFound),
     }
 }
