@@ -42,6 +42,11 @@ if [ ! -d crates/unixfs/tests/js/node_modules ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/unixfs/tests/js
 fi
 
+step "the IPNS interop peer of cairn-node-core (helia 7, @helia/ipns 10, kad-dht)"
+if [ ! -d crates/node-core/tests/js/node_modules ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/node-core/tests/js
+fi
+
 step "the gateway's JS clients (@helia/verified-fetch, @ipld/car)"
 if [ ! -d crates/gateway/tests/js/node_modules ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix crates/gateway/tests/js

@@ -107,6 +107,15 @@ pub enum Command {
     /// The DHT.
     #[command(subcommand)]
     Routing(RoutingCmd),
+    /// DHT queries.
+    #[command(subcommand)]
+    Dht(crate::names::DhtCmd),
+    /// Named keys for IPNS.
+    #[command(subcommand)]
+    Key(crate::names::KeyCmd),
+    /// IPNS names: publish and resolve.
+    #[command(subcommand)]
+    Name(crate::names::NameCmd),
     /// Pins.
     #[command(subcommand)]
     Pin(PinCmd),
@@ -392,6 +401,9 @@ pub enum RoutingCmd {
         /// The peer id.
         peer: String,
     },
+    /// Value records: get and put.
+    #[command(flatten)]
+    Record(crate::names::RecordCmd),
 }
 
 /// `cairn pin ...`

@@ -15,6 +15,7 @@ mod cli;
 mod client;
 mod daemon;
 mod files;
+mod names;
 mod offline;
 mod watch;
 
@@ -217,6 +218,10 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
             }
             _ => {}
         }
+    }
+    if let Command::Key(names::KeyCmd::Export { name, output }) = cli.command {
+        names::export(&repo, &name, output)?;
+        return Ok(0);
     }
     let rpc = RpcClient::connect(&repo, daemon, cli.api_auth.as_deref())?
         .global_options(cli.offline, cli.timeout.as_deref());
@@ -443,7 +448,11 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
                 print_strings(&rpc.json("pubsub/peers", c).await?, json);
             }
         },
+        Command::Key(k) => names::key(&rpc, &repo, k, json).await?,
+        Command::Name(n) => names::name(&rpc, n, json).await?,
+        Command::Dht(names::DhtCmd::Query { peer }) => names::dht_query(&rpc, peer, json).await?,
         Command::Routing(r) => match r {
+            RoutingCmd::Record(r) => names::record(&rpc, r, json).await?,
             RoutingCmd::Findprovs { cid, num_providers } => {
                 rpc.stream(
                     "routing/findprovs",

@@ -29,6 +29,9 @@ pub enum RecordError {
     /// A `/pk/` record whose key does not hash to the peer id in the key, or is no key.
     #[error("public key does not match storage key")]
     PublicKeyMismatch,
+    /// A put of a record worse than the one this node holds (go-libp2p-kad-dht's text).
+    #[error("can't replace a newer value with an older value")]
+    Outdated,
     /// An IPNS record that failed validation.
     #[error("{0}")]
     Ipns(String),

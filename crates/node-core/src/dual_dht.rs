@@ -367,8 +367,8 @@ impl DualDht {
                     == std::cmp::Ordering::Less
             {
                 // go-libp2p-kad-dht's PutValue refuses to replace a better local record.
-                let e = "can't replace a newer value with an older value";
-                let _ = reply.send(Err(NodeError::Routing(e.into())));
+                let e = crate::dht_records::RecordError::Outdated;
+                let _ = reply.send(Err(NodeError::InvalidRecord(e)));
                 return;
             }
         }

@@ -6,7 +6,8 @@
 //!   keeps it durably in the blockstore under Kubo's datastore key (`/ipns/<peer id bytes>`),
 //!   and puts it in the DHT (both of Kubo's DHTs), with the public key under `/pk/` when the
 //!   name cannot carry it (RSA). The sequence follows boxo's publisher: the last published
-//!   record's, plus one when the value changes.
+//!   record's, plus one when the value changes (or when the new record would end sooner, which
+//!   the DHT would refuse as older).
 //! - Resolving ([`Node::name_resolve`]) asks the DHT (this node's own records included), keeps
 //!   the best valid record by the IPNS order, and follows `/ipns/` values up to
 //!   [`MAX_RESOLVE_DEPTH`] names.
@@ -193,8 +194,16 @@ impl Node {
                 )));
             }
             (_, Some(s)) => s,
-            // boxo's publisher bumps the sequence only when the value changes.
-            (Some(p), None) if p.value() == value.as_bytes() => p.sequence(),
+            // boxo's publisher bumps the sequence only when the value changes; cairn also bumps
+            // it when the new record would end sooner than the last (a shorter lifetime), which
+            // Kubo's DHT would refuse as older ("can't replace a newer value...").
+            (Some(p), None)
+                if p.value() == value.as_bytes()
+                    && p.validity()
+                        .is_ok_and(|eol| eol <= SystemTime::now() + opts.lifetime) =>
+            {
+                p.sequence()
+            }
             (Some(p), None) => p.sequence().saturating_add(1),
             (None, None) => 0,
         };

@@ -1180,7 +1180,8 @@ impl Node {
     /// and sent to the closest peers of both DHTs. Returns how many peers took it.
     ///
     /// # Errors
-    /// [`NodeError::InvalidRecord`] for a record that does not validate (nothing is sent),
+    /// [`NodeError::InvalidRecord`] for a record that does not validate, or is worse than the
+    /// one this node holds under `key` (nothing is sent),
     /// [`NodeError::Routing`] if no peer took it (`failed to find any peer in table` on a node
     /// with empty tables), [`NodeError::NodeStopped`].
     pub async fn put_value(
