@@ -129,6 +129,12 @@ async fn names_publish_resolve_inspect_and_records_round_trip() {
         .await
         .json();
     assert_eq!(resolved["Path"], format!("/ipfs/{CID}/a/b"));
+    // `resolve` takes /ipns/ paths too (one step without `recursive`).
+    let one = api
+        .post(&format!("/api/v0/resolve?arg=/ipns/{name}&recursive=false"))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text());
+    assert_eq!(one.json()["Path"], format!("/ipfs/{CID}"));
     assert_kubo_error(
         &api.post(&format!(
             "/api/v0/name/resolve?arg={}",
