@@ -251,6 +251,10 @@ pub struct DaemonArgs {
     /// Turn pubsub on regardless of the config (Kubo's flag).
     #[arg(long)]
     pub enable_pubsub_experiment: bool,
+    /// Send and follow IPNS records over pubsub too (Kubo's flag; `Ipns.UsePubsub`). Turns
+    /// pubsub on.
+    #[arg(long)]
+    pub enable_namesys_pubsub: bool,
     /// Collect garbage every `Datastore.GCPeriod` while the repo is above
     /// `Datastore.StorageGCWatermark` percent of `Datastore.StorageMax` (Kubo's flag).
     #[arg(long)]

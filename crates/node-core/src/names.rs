@@ -241,6 +241,7 @@ impl Node {
         allow_offline: bool,
     ) -> Result<usize, NodeError> {
         let peer = keypair.public().to_peer_id();
+        self.pubsub_send(record, peer).await;
         let sent = self
             .put_value(cairn_ipns::routing_key(&peer), record.to_bytes())
             .await;
@@ -272,11 +273,12 @@ impl Node {
             Err(e) => return Err(e),
         };
         let now = SystemTime::now();
-        let records: Vec<IpnsRecord> = values
+        let mut records: Vec<IpnsRecord> = values
             .iter()
             .filter_map(|v| IpnsRecord::decode(v).ok())
-            .filter(|r| cairn_ipns::validate(r, &name.peer_id(), now).is_ok())
             .collect();
+        records.extend(self.pubsub_record(name).await);
+        records.retain(|r| cairn_ipns::validate(r, &name.peer_id(), now).is_ok());
         let best = cairn_ipns::select_best(&records)
             .ok_or_else(|| NodeError::Ipns(ERR_RESOLVE_FAILED.to_string()))?;
         Ok(records
@@ -450,4 +452,158 @@ pub(crate) fn spawn_republisher(node: &Node, timing: IpnsTiming) {
             delay = period;
         }
     });
+}
+
+/// IPNS over pubsub (Kubo's `--enable-namesys-pubsub`, `Ipns.UsePubsub`): records also travel
+/// on gossipsub, on go-libp2p-pubsub-router's topic for the name's routing key, so a resolver
+/// subscribed to a name hears every update at once. The DHT stays the source for a first
+/// lookup; a subscription is made by the first resolve (or publish) of a name and lasts until
+/// `name/pubsub/cancel`.
+///
+/// Memory: one task and one record (at most 10 KiB) per subscribed name, at most
+/// [`MAX_PUBSUB_NAMES`] names.
+#[derive(Debug, Default)]
+pub(crate) struct NamePubsub {
+    pub(crate) enabled: bool,
+    subs: parking_lot::Mutex<std::collections::BTreeMap<PeerId, NameSub>>,
+}
+
+/// One subscribed name: its best record heard so far, and the task listening.
+#[derive(Debug)]
+struct NameSub {
+    best: std::sync::Arc<parking_lot::Mutex<Option<IpnsRecord>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NameSub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The most names followed over pubsub at once; past it, new names are resolved through the
+/// DHT only.
+pub const MAX_PUBSUB_NAMES: usize = 1024;
+
+/// go-libp2p-pubsub-router's `KeyToTopic`: `/record/` + unpadded base64url of the routing key.
+pub fn pubsub_topic(name: &Name) -> String {
+    use base64::Engine as _;
+    format!(
+        "/record/{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.routing_key())
+    )
+}
+
+impl NamePubsub {
+    /// A state with IPNS over pubsub on or off.
+    pub(crate) fn new(enabled: bool) -> Self {
+        NamePubsub {
+            enabled,
+            subs: Default::default(),
+        }
+    }
+}
+
+impl Node {
+    /// Whether IPNS over pubsub is on (Kubo's `name pubsub state`).
+    pub fn name_pubsub_enabled(&self) -> bool {
+        self.shared().name_pubsub.enabled
+    }
+
+    /// The names followed over pubsub (Kubo's `name pubsub subs`).
+    pub fn name_pubsub_subs(&self) -> Vec<Name> {
+        let subs = self.shared().name_pubsub.subs.lock();
+        subs.keys().map(|p| Name::from_peer_id(*p)).collect()
+    }
+
+    /// The best record for `name` heard over pubsub so far, if this node follows the name
+    /// (nothing is subscribed or fetched here).
+    pub fn name_pubsub_record(&self, name: &Name) -> Option<IpnsRecord> {
+        let subs = self.shared().name_pubsub.subs.lock();
+        subs.get(&name.peer_id())
+            .and_then(|s| s.best.lock().clone())
+    }
+
+    /// Stops following `name` over pubsub; returns whether it was followed (Kubo's
+    /// `name pubsub cancel`).
+    ///
+    /// # Errors
+    /// [`NodeError::NodeStopped`].
+    pub async fn name_pubsub_cancel(&self, name: &Name) -> Result<bool, NodeError> {
+        let removed = self
+            .shared()
+            .name_pubsub
+            .subs
+            .lock()
+            .remove(&name.peer_id());
+        if removed.is_some() {
+            self.unsubscribe(pubsub_topic(name)).await?;
+        }
+        Ok(removed.is_some())
+    }
+
+    /// The best record for `name` heard over pubsub, subscribing to its topic first if this
+    /// node does not follow it yet (then there is nothing yet: the DHT answers this time).
+    async fn pubsub_record(&self, name: &Name) -> Option<IpnsRecord> {
+        let state = &self.shared().name_pubsub;
+        if !state.enabled {
+            return None;
+        }
+        if let Some(sub) = state.subs.lock().get(&name.peer_id()) {
+            return sub.best.lock().clone();
+        }
+        if state.subs.lock().len() >= MAX_PUBSUB_NAMES {
+            return None;
+        }
+        let mut stream = match self.subscribe(pubsub_topic(name)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%name, "IPNS pubsub subscribe: {e}");
+                return None;
+            }
+        };
+        let best = std::sync::Arc::new(parking_lot::Mutex::new(None::<IpnsRecord>));
+        let keep = best.clone();
+        let peer = name.peer_id();
+        let task = tokio::spawn(async move {
+            use futures::StreamExt as _;
+            while let Some(msg) = stream.next().await {
+                let Ok(record) = IpnsRecord::decode(&msg.data) else {
+                    continue;
+                };
+                if cairn_ipns::validate(&record, &peer, SystemTime::now()).is_err() {
+                    continue;
+                }
+                let mut best = keep.lock();
+                let newer = best
+                    .as_ref()
+                    .is_none_or(|b| cairn_ipns::compare(&record, b) == std::cmp::Ordering::Greater);
+                if newer {
+                    *best = Some(record);
+                }
+            }
+        });
+        state
+            .subs
+            .lock()
+            .entry(name.peer_id())
+            .or_insert(NameSub { best, task });
+        None
+    }
+
+    /// Sends a record on its name's pubsub topic (subscribing first, as go-libp2p-pubsub-router
+    /// does, so the node keeps hearing its name).
+    async fn pubsub_send(&self, record: &IpnsRecord, peer: PeerId) {
+        if !self.name_pubsub_enabled() {
+            return;
+        }
+        let name = Name::from_peer_id(peer);
+        let _ = self.pubsub_record(&name).await;
+        if let Some(sub) = self.shared().name_pubsub.subs.lock().get(&peer) {
+            *sub.best.lock() = Some(record.clone());
+        }
+        if let Err(e) = self.publish(pubsub_topic(&name), record.to_bytes()).await {
+            tracing::debug!(%name, "IPNS pubsub publish: {e}");
+        }
+    }
 }

@@ -73,6 +73,7 @@ pub struct NodeBuilder {
     bootstrap: Option<Vec<Multiaddr>>,
     mdns: Option<bool>,
     gossipsub: Option<bool>,
+    ipns_pubsub: Option<bool>,
     conn_mgr: Option<ConnMgrLimits>,
     max_connections: Option<u32>,
     blockstore: Option<Blockstore>,
@@ -95,6 +96,7 @@ impl NodeBuilder {
             bootstrap: None,
             mdns: None,
             gossipsub: None,
+            ipns_pubsub: None,
             conn_mgr: None,
             max_connections: None,
             blockstore: None,
@@ -158,6 +160,13 @@ impl NodeBuilder {
     /// Turns mDNS discovery on or off (default: `Discovery.MDNS.Enabled`).
     pub fn mdns(mut self, on: bool) -> Self {
         self.mdns = Some(on);
+        self
+    }
+
+    /// Turns IPNS over pubsub on or off (Kubo's `--enable-namesys-pubsub`; default
+    /// `Ipns.UsePubsub`, off). On, it turns gossipsub on too, as Kubo's flag does.
+    pub fn ipns_pubsub(mut self, on: bool) -> Self {
+        self.ipns_pubsub = Some(on);
         self
     }
 
@@ -357,11 +366,20 @@ impl NodeBuilder {
                     .is_some_and(|c| store.has(&c).unwrap_or(false))
             })
         };
+        let ipns_pubsub = self.ipns_pubsub.unwrap_or_else(|| {
+            config
+                .extra
+                .get("Ipns")
+                .and_then(|i| i.get("UsePubsub"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        });
         let options = BehaviourOptions {
             has_block,
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
             gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
-                || self.pubsub_discovery.is_some(),
+                || self.pubsub_discovery.is_some()
+                || ipns_pubsub,
             max_connections: self
                 .max_connections
                 .unwrap_or_else(|| (conn_mgr.high_water as u32).saturating_mul(4).max(800)),
@@ -478,6 +496,7 @@ impl NodeBuilder {
                 peer_id,
                 keypair: identity,
                 keystore,
+                name_pubsub: crate::names::NamePubsub::new(ipns_pubsub),
                 commands: command_tx,
                 cancel,
                 events,
@@ -693,6 +712,8 @@ pub(crate) struct Shared {
     pub(crate) keypair: Keypair,
     /// The other named keys (`<repo>/keystore`, or in memory).
     pub(crate) keystore: crate::keystore::Keystore,
+    /// IPNS over pubsub: whether it is on, and the names followed.
+    pub(crate) name_pubsub: crate::names::NamePubsub,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
     events: crate::events::Emitter,

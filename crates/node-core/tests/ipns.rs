@@ -1,7 +1,8 @@
 //! IPNS between cairn nodes over the DHT: a name published on one node resolves on another,
 //! a newer sequence wins, invalid records (expired, signed by another key, outside the `ipns`
 //! and `pk` namespaces) are refused before anything is sent, and the republisher re-signs with
-//! a new end of life. Interop with Helia is in `ipns_helia.rs`.
+//! a new end of life; with namesys pubsub, updates also arrive over gossipsub. Interop with
+//! Helia is in `ipns_helia.rs`.
 
 mod common;
 
@@ -190,4 +191,67 @@ async fn offline_publish_needs_allow_offline_and_the_republisher_extends_the_rec
     let stranger = Name::from_peer_id(libp2p::PeerId::random());
     let e = a.name_resolve(&stranger.to_path(), true).await.unwrap_err();
     assert_eq!(e.to_string(), "could not resolve name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_namesys_pubsub_updates_arrive_over_gossipsub() {
+    let build = || async {
+        cairn_node_core::Node::builder()
+            .profile(cairn_node_core::Profile::Test)
+            .listen_addrs(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+            .ipns_pubsub(true)
+            .build()
+            .await
+            .unwrap()
+    };
+    let (a, b) = (build().await, build().await);
+    assert!(a.name_pubsub_enabled());
+    link(&a, &b).await;
+    let name = a.name_publish(CID_A, options("self")).await.unwrap().name;
+    // The first resolve comes from the DHT and subscribes b to the name's topic.
+    assert_eq!(b.name_resolve(&name.to_path(), true).await.unwrap(), CID_A);
+    assert_eq!(
+        b.name_pubsub_subs()
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+        vec![name.to_string()]
+    );
+    let topic = cairn_node_core::names::pubsub_topic(&name);
+    assert!(topic.starts_with("/record/L2lwbnMv"), "{topic}"); // base64url of "/ipns/"
+
+    // a waits until b's subscription reached it, then publishes an update: b hears it on the
+    // topic (its cache holds the new record, whatever the DHT does).
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !a
+        .topic_peers(Some(topic.clone()))
+        .await
+        .unwrap()
+        .contains(&b.peer_id())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never joined the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.name_publish(CID_B, options("self")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        if let Some(r) = b.name_pubsub_record(&name) {
+            if r.value() == CID_B.as_bytes() {
+                assert_eq!(r.sequence(), 1);
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no update over pubsub"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.name_resolve(&name.to_path(), true).await.unwrap(), CID_B);
+    assert!(b.name_pubsub_cancel(&name).await.unwrap());
+    assert!(!b.name_pubsub_cancel(&name).await.unwrap());
+    assert!(b.name_pubsub_subs().is_empty());
 }

@@ -338,6 +338,44 @@ pub(crate) async fn name_inspect(
     Ok(Output::Once(out))
 }
 
+/// Kubo's error when IPNS over pubsub is off.
+const ERR_NO_NAME_PUBSUB: &str = "IPNS pubsub subsystem is not enabled";
+
+/// `name/pubsub/state`: `{"Enabled"}`.
+pub(crate) fn pubsub_state(state: &ApiState) -> Result<Output, ApiError> {
+    Ok(Output::Once(
+        json!({ "Enabled": state.inner.node.name_pubsub_enabled() }),
+    ))
+}
+
+/// `name/pubsub/subs`: the names followed over pubsub, as `/ipns/<id>` (`ipns-base`).
+pub(crate) fn pubsub_subs(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let node = &state.inner.node;
+    if !node.name_pubsub_enabled() {
+        return Err(ApiError::command(ERR_NO_NAME_PUBSUB));
+    }
+    let names = node
+        .name_pubsub_subs()
+        .iter()
+        .map(|n| Ok(format!("/ipns/{}", key_id(req, &n.peer_id())?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Output::Once(json!({ "Strings": names })))
+}
+
+/// `name/pubsub/cancel <name>`: `{"Canceled"}`, whether the name was followed.
+pub(crate) async fn pubsub_cancel(
+    state: &ApiState,
+    req: &CommandRequest,
+) -> Result<Output, ApiError> {
+    let node = &state.inner.node;
+    if !node.name_pubsub_enabled() {
+        return Err(ApiError::command(ERR_NO_NAME_PUBSUB));
+    }
+    let name = Name::parse(req.arg(0, "name")?).map_err(ApiError::command)?;
+    let canceled = node.name_pubsub_cancel(&name).await?;
+    Ok(Output::Once(json!({ "Canceled": canceled })))
+}
+
 /// Kubo's `normalizeKey`: `/ipns/<peer id>` or `/pk/<peer id>` (any spelling of the id) to the
 /// binary DHT key.
 fn dht_key(text: &str) -> Result<(Vec<u8>, PeerId), ApiError> {
