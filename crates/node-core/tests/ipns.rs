@@ -238,11 +238,11 @@ async fn with_namesys_pubsub_updates_arrive_over_gossipsub() {
     a.name_publish(CID_B, options("self")).await.unwrap();
     let deadline = tokio::time::Instant::now() + common::WAIT;
     loop {
-        if let Some(r) = b.name_pubsub_record(&name) {
-            if r.value() == CID_B.as_bytes() {
-                assert_eq!(r.sequence(), 1);
-                break;
-            }
+        if let Some(r) = b.name_pubsub_record(&name)
+            && r.value() == CID_B.as_bytes()
+        {
+            assert_eq!(r.sequence(), 1);
+            break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
