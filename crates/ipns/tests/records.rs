@@ -377,6 +377,20 @@ fn garbage_is_refused_at_decoding() {
 }
 
 #[test]
+fn deeply_nested_data_is_refused_without_overflowing_the_stack() {
+    let mut data = vec![0x81; MAX_RECORD_SIZE - 16]; // arrays of one element, nested
+    data.push(0x00);
+    let entry = IpnsEntry {
+        data: Some(data),
+        ..IpnsEntry::default()
+    };
+    assert!(matches!(
+        IpnsRecord::decode(&entry.encode_to_vec()),
+        Err(IpnsError::Malformed(_))
+    ));
+}
+
+#[test]
 fn higher_sequence_wins_then_later_eol() {
     let key = Keypair::generate_ed25519();
     let old = create(&key, 1, now() + hours(48), true);
