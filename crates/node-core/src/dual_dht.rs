@@ -265,14 +265,20 @@ impl DualDht {
         self.next_op
     }
 
-    /// Announces `key` on both DHTs (Kubo picks one; announcing on both reaches Kubo whichever it
-    /// uses, and costs a second walk only when both tables have peers). Replies once both finished.
-    pub fn provide(&mut self, b: &mut Behaviour, key: kad::RecordKey, reply: Reply<()>) {
-        let op = self.op();
+    /// Starts one query of operation `op` on each DHT with `start`; returns how many started
+    /// and the last error of those that did not.
+    fn start_both<E: ToString>(
+        &mut self,
+        b: &mut Behaviour,
+        op: u64,
+        mut start: impl FnMut(
+            &mut kad::Behaviour<crate::provider_store::ProviderStore>,
+        ) -> Result<QueryId, E>,
+    ) -> (usize, Option<String>) {
         let mut started = 0;
         let mut error = None;
         for dht in Dht::BOTH {
-            match kad_of(b, dht).start_providing(key.clone()) {
+            match start(kad_of(b, dht)) {
                 Ok(id) => {
                     self.queries.insert((dht, id), op);
                     started += 1;
@@ -280,6 +286,14 @@ impl DualDht {
                 Err(e) => error = Some(e.to_string()),
             }
         }
+        (started, error)
+    }
+
+    /// Announces `key` on both DHTs (Kubo picks one; announcing on both reaches Kubo whichever it
+    /// uses, and costs a second walk only when both tables have peers). Replies once both finished.
+    pub fn provide(&mut self, b: &mut Behaviour, key: kad::RecordKey, reply: Reply<()>) {
+        let op = self.op();
+        let (started, error) = self.start_both(b, op, |kad| kad.start_providing(key.clone()));
         if started == 0 {
             let e = error.unwrap_or_default();
             let _ = reply.send(Err(NodeError::Routing(format!("provide: {e}"))));
@@ -373,23 +387,15 @@ impl DualDht {
             }
         }
         let op = self.op();
-        let mut started = 0;
-        let mut error = None;
-        for dht in Dht::BOTH {
-            let record = kad::Record {
-                key: kad::RecordKey::new(&key),
-                value: value.clone(),
-                publisher: None,
-                expires: None,
-            };
-            match kad_of(b, dht).put_record(record, kad::Quorum::One) {
-                Ok(id) => {
-                    self.queries.insert((dht, id), op);
-                    started += 1;
-                }
-                Err(e) => error = Some(e.to_string()),
-            }
-        }
+        let record = kad::Record {
+            key: rkey,
+            value,
+            publisher: None,
+            expires: None,
+        };
+        let (started, error) = self.start_both(b, op, |kad| {
+            kad.put_record(record.clone(), kad::Quorum::One)
+        });
         if started == 0 {
             let e = error.unwrap_or_default();
             let _ = reply.send(Err(NodeError::Routing(format!("put value: {e}"))));
