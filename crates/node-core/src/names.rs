@@ -51,6 +51,9 @@ pub struct PublishOptions {
     pub v1_compatible: bool,
     /// Succeed when no DHT peer took the record (it is kept locally and republished).
     pub allow_offline: bool,
+    /// Do not send the record anywhere: keep it locally only (Kubo's `--offline` with
+    /// `--allow-offline`); this node still resolves it, and the republisher sends it later.
+    pub offline: bool,
 }
 
 impl Default for PublishOptions {
@@ -62,6 +65,7 @@ impl Default for PublishOptions {
             sequence: None,
             v1_compatible: true,
             allow_offline: false,
+            offline: false,
         }
     }
 }
@@ -220,9 +224,12 @@ impl Node {
         .map_err(|e| NodeError::Ipns(e.to_string()))?;
         self.blockstore()?
             .put_record(&own_record_key(&peer), record.as_bytes())?;
-        let peers = self
-            .send_record(&keypair, &record, opts.allow_offline)
-            .await?;
+        let peers = if opts.offline {
+            0
+        } else {
+            self.send_record(&keypair, &record, opts.allow_offline)
+                .await?
+        };
         Ok(Published {
             name: Name::from_peer_id(peer),
             value,
@@ -278,6 +285,11 @@ impl Node {
             .filter_map(|v| IpnsRecord::decode(v).ok())
             .collect();
         records.extend(self.pubsub_record(name).await);
+        // This node's own last record for the name (kept across restarts, and the only copy
+        // of one published offline).
+        if let Ok(Some(own)) = self.published_record(&name.peer_id()) {
+            records.push(own);
+        }
         records.retain(|r| cairn_ipns::validate(r, &name.peer_id(), now).is_ok());
         let best = cairn_ipns::select_best(&records)
             .ok_or_else(|| NodeError::Ipns(ERR_RESOLVE_FAILED.to_string()))?;

@@ -255,3 +255,40 @@ async fn with_namesys_pubsub_updates_arrive_over_gossipsub() {
     assert!(!b.name_pubsub_cancel(&name).await.unwrap());
     assert!(b.name_pubsub_subs().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_records_and_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_node_core::Repo::init(dir.path(), &[cairn_node_core::Profile::Test]).unwrap();
+    let open = || async {
+        cairn_node_core::Node::builder()
+            .repo(dir.path())
+            .build()
+            .await
+            .unwrap()
+    };
+    let node = open().await;
+    node.keystore().generate("k", "ed25519", None).unwrap();
+    let mut o = options("k");
+    o.allow_offline = true;
+    let name = node.name_publish(CID_A, o).await.unwrap().name;
+    node.shutdown().await.unwrap();
+    drop(node);
+
+    let node = open().await;
+    assert_eq!(
+        node.key_pair("k").unwrap().public().to_peer_id(),
+        name.peer_id()
+    );
+    // The DHT store is in memory; the node's own record comes back from the blockstore.
+    assert_eq!(
+        node.name_resolve(&name.to_path(), true).await.unwrap(),
+        CID_A
+    );
+    assert_eq!(
+        node.republish_names(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        1
+    );
+}

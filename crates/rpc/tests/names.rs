@@ -121,6 +121,20 @@ async fn names_publish_resolve_inspect_and_records_round_trip() {
         "must not be greater than lifetime",
     );
 
+    // With the global `offline` option: refused without allow-offline, kept locally with it.
+    assert_kubo_error(
+        &api.post(&format!("/api/v0/name/publish?arg={CID}&offline=true"))
+            .await,
+        500,
+        "can't publish while offline",
+    );
+    let a = api
+        .post(&format!(
+            "/api/v0/name/publish?arg=/ipfs/{CID}&offline=true&allow-offline=true&lifetime=1h&ttl=1m"
+        ))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+
     let resolved = api.post("/api/v0/name/resolve").await;
     assert_eq!(resolved.status, 200, "{}", resolved.text());
     assert_eq!(resolved.json()["Path"], format!("/ipfs/{CID}"));

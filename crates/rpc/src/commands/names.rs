@@ -212,6 +212,14 @@ pub(crate) async fn name_publish(
     }
     opts.v1_compatible = req.flag(&["v1compat"], true)?;
     opts.allow_offline = req.flag(&["allow-offline"], false)?;
+    if req.offline() {
+        if !opts.allow_offline {
+            return Err(ApiError::command(
+                "can't publish while offline: pass `--allow-offline` to override",
+            ));
+        }
+        opts.offline = true;
+    }
     let _quieter = req.flag(&["quieter", "Q"], false)?;
     let node = &state.inner.node;
     if req.flag(&["resolve"], true)? {
