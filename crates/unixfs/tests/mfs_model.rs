@@ -255,3 +255,213 @@ fn kubo_errors() {
         assert_eq!(mfs.root(), root);
     });
 }
+
+/// `ipfs add [--raw-leaves]` of a small file, stored.
+async fn add(store: &Mem, data: &[u8], raw_leaves: bool) -> Cid {
+    let mut o = cairn_unixfs::ImportOptions::default();
+    if raw_leaves {
+        o.set("raw-leaves", "true").unwrap();
+    }
+    let mut f = cairn_unixfs::FileImporter::new(&o).unwrap();
+    let mut blocks = f.push(data).unwrap();
+    let (res, last) = f.finish().unwrap();
+    blocks.extend(last);
+    store.put_many(blocks).await.unwrap();
+    res.cid
+}
+
+/// The mutating steps of t0250's `test_files_api` up to the `no-flush` write, on `mfs`;
+/// returns (FILE_HASH, CATS_HASH, ROOT_HASH) as the test reads them.
+async fn test_files_api(
+    store: &Mem,
+    mfs: &mut Mfs,
+    cid_version: Option<u8>,
+    hash: Option<&str>,
+    raw: Option<bool>,
+    files: [Cid; 3],
+) -> (String, String, String) {
+    let mk = |parents: bool| {
+        let mut o = MkdirOptions::default();
+        o.parents = parents;
+        o.cid_version = cid_version;
+        o.hash = hash.map(str::to_string);
+        o
+    };
+    let w = |create: bool, offset: u64| {
+        wopts(|o| {
+            o.create = create;
+            o.offset = offset;
+            o.cid_version = cid_version;
+            o.hash = hash.map(str::to_string);
+            o.raw_leaves = raw;
+        })
+    };
+    let [f1, f2, f3] = files.map(|c| format!("/ipfs/{c}"));
+    mfs.mkdir(store, "/cats", &mk(false)).await.unwrap();
+    assert!(mfs.mkdir(store, "/", &mk(false)).await.is_err());
+    mfs.cp(store, &f1, "/cats/file1", false).await.unwrap();
+    mfs.cp(store, &f2, "/file2", false).await.unwrap();
+    mfs.mkdir(store, "/cats/this/is/a/dir", &mk(true))
+        .await
+        .unwrap();
+    mfs.cp(store, &f3, "/cats/this/is/a/dir/file3", false)
+        .await
+        .unwrap();
+    mfs.cp(store, &f3, "/cats/some/other/dir/file3", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        mfs.read(store, "/cats/some/other/dir/file3", 0, None)
+            .await
+            .unwrap(),
+        b"baz\n"
+    );
+    mfs.rm(store, "/cats/some", true, false).await.unwrap();
+    mfs.rm(store, "/cats/this/is/a/dir/file3", false, false)
+        .await
+        .unwrap();
+    mfs.rm(store, "/cats/this/is/a/dir", true, false)
+        .await
+        .unwrap();
+    mfs.rm(store, "/file2", false, false).await.unwrap();
+    let root = mfs.root();
+    assert!(mfs.rm(store, "/", true, false).await.is_err());
+    assert_eq!(mfs.root(), root);
+    mfs.write(store, "/cats/ipfs", b"ipfs rocks\n", &w(true, 0))
+        .await
+        .unwrap();
+    mfs.write(store, "/cats/ipfs", b"is super cool\n", &w(false, 5))
+        .await
+        .unwrap();
+    let file_hash = mfs
+        .stat(store, "/cats/ipfs")
+        .await
+        .unwrap()
+        .hash
+        .to_string();
+    mfs.write(store, "/fun", b"foobar\n", &w(true, 0))
+        .await
+        .unwrap();
+    mfs.write(store, "/fun", b"blah\n", &w(false, 50))
+        .await
+        .unwrap();
+    mfs.rm(store, "/fun", false, false).await.unwrap();
+    assert!(mfs.write(store, "/cats", b"x", &w(false, 0)).await.is_err());
+    assert!(
+        mfs.write(store, "/cats/bar/", b"x", &w(false, 0))
+            .await
+            .is_err()
+    );
+    mfs.write(store, "/cats/walrus", b"testing\n", &w(true, 0))
+        .await
+        .unwrap();
+    let cats = mfs.stat(store, "/cats").await.unwrap().hash.to_string();
+    let root = mfs.root().to_string();
+    // The rest of test_files_api: mv, cleanup.
+    mfs.mv(store, "/cats/this/is", "/cats/").await.unwrap();
+    mfs.mv(store, "/cats/is", "/").await.unwrap();
+    mfs.mv(store, "/is", "/cats").await.unwrap();
+    let names: Vec<String> = mfs
+        .ls(store, "/cats", false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["file1", "ipfs", "is", "this", "walrus"]);
+    assert!(mfs.ls(store, "/cats/this", false).await.unwrap().is_empty());
+    mfs.rm(store, "/cats", true, false).await.unwrap();
+    assert!(mfs.ls(store, "/", false).await.unwrap().is_empty());
+    (file_hash, cats, root)
+}
+
+#[test]
+fn sharness_files_api_root_hashes() {
+    rt().block_on(async {
+        let store = Mem::default();
+        let plain = [
+            add(&store, b"foo\n", false).await,
+            add(&store, b"bar\n", false).await,
+            add(&store, b"baz\n", false).await,
+        ];
+        let raw = [
+            add(&store, b"foo\n", true).await,
+            add(&store, b"bar\n", true).await,
+            add(&store, b"baz\n", true).await,
+        ];
+        let mut mfs = Mfs::init(&store).await.unwrap();
+        let got = test_files_api(&store, &mut mfs, None, None, None, plain).await;
+        assert_eq!(
+            got,
+            (
+                "QmQdQt9qooenjeaNhiKHF3hBvmNteB4MQBtgu3jxgf9c7i".into(),
+                "Qma88m8ErTGkZHbBWGqy1C7VmEmX8wwNDWNpGyCaNmEgwC".into(),
+                "QmcwKfTMCT7AaeiD92hWjnZn9b6eh9NxnhfSzN5x2vnDpt".into()
+            ),
+            "default"
+        );
+        let got = test_files_api(&store, &mut mfs, None, None, None, raw).await;
+        assert_eq!(
+            (got.1.as_str(), got.2.as_str()),
+            (
+                "QmPhPkmtUGGi8ySPHoPu1qbfryLJKKq1GYxpgLyyCruvGe",
+                "QmTpKiKcAj4sbeesN6vrs5w3QeVmd4QmGpxRL81hHut4dZ"
+            ),
+            "partial raw-leaves"
+        );
+        let got = test_files_api(&store, &mut mfs, None, None, Some(true), raw).await;
+        assert_eq!(
+            got,
+            (
+                "QmRCgHeoKxCqK2Es6M6nPUDVWz19yNQPnsXGsXeuTkSKpN".into(),
+                "QmPqWDEg7NoWRX8Y4vvYjZtmdg5umbfsTQ9zwNr12JoLmt".into(),
+                "QmW3dMSU6VNd1mEdpk9S3ZYRuR1YwwoXjGaZhkyK6ru9YU".into()
+            ),
+            "raw-leaves"
+        );
+        let got = test_files_api(&store, &mut mfs, Some(1), None, None, raw).await;
+        assert_eq!(
+            got,
+            (
+                "bafybeibkrazpbejqh3qun7xfnsl7yofl74o4jwhxebpmtrcpavebokuqtm".into(),
+                "bafybeig4cpvfu2qwwo3u4ffazhqdhyynfhnxqkzvbhrdbamauthf5mfpuq".into(),
+                "QmageRWxC7wWjPv5p36NeAgBAiFdBHaNfxAehBSwzNech2".into()
+            ),
+            "cidv1"
+        );
+        mfs.chcid(&store, "/", Some(1), None).await.unwrap();
+        assert_eq!(
+            mfs.root().to_string(),
+            "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+        );
+        let got = test_files_api(&store, &mut mfs, None, None, None, raw).await;
+        assert_eq!(
+            got,
+            (
+                "bafybeibkrazpbejqh3qun7xfnsl7yofl74o4jwhxebpmtrcpavebokuqtm".into(),
+                "bafybeig4cpvfu2qwwo3u4ffazhqdhyynfhnxqkzvbhrdbamauthf5mfpuq".into(),
+                "bafybeifxnoetaa2jetwmxubv3gqiyaknnujwkkkhdeua63kulm63dcr5wu".into()
+            ),
+            "cidv1 root"
+        );
+        mfs.chcid(&store, "/", None, Some("blake2b-256"))
+            .await
+            .unwrap();
+        assert_eq!(
+            mfs.root().to_string(),
+            "bafykbzacebugfutjir6qie7apo5shpry32ruwfi762uytd5g3u2gk7tpscndq"
+        );
+        let got = test_files_api(&store, &mut mfs, None, None, None, raw).await;
+        assert_eq!(
+            got,
+            (
+                "bafykbzaceca45w2i3o3q3ctqsezdv5koakz7sxsw37ygqjg4w54m2bshzevxy".into(),
+                "bafykbzacebhpn7rtcjjc5oa4zgzivhs7a6e2tq4uk4px42bubnmhpndhqtjig".into(),
+                "bafykbzaceb6jv27itwfun6wsrbaxahpqthh5be2bllsjtb3qpmly3vji4mlfk".into()
+            ),
+            "blake2b-256 root"
+        );
+        mfs.chcid(&store, "/", Some(0), None).await.unwrap();
+        assert_eq!(mfs.root().to_string(), EMPTY_DIR_CID);
+    });
+}
