@@ -603,14 +603,15 @@ impl MFile {
         let mut at = offset;
         for l in &mut self.leaves {
             let len = l.len();
-            if !rest.is_empty() && cur + len > at {
-                if let Leaf::Data(d) = l {
-                    let off = at - cur;
-                    let n = rest.len().min(len - off);
-                    d[off..off + n].copy_from_slice(&rest[..n]);
-                    rest = &rest[n..];
-                    at += n;
-                }
+            if !rest.is_empty()
+                && cur + len > at
+                && let Leaf::Data(d) = l
+            {
+                let off = at - cur;
+                let n = rest.len().min(len - off);
+                d[off..off + n].copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                at += n;
             }
             cur += len;
         }

@@ -124,9 +124,9 @@ impl FsNode {
 
     /// `AddChild`: a link with the child's `Size()`, its file size in `blocksizes`; the child is
     /// stored.
-    fn add_child<S: ?Sized>(&mut self, child: Built, file_size: u64, tx: &mut Tx<'_, S>)
+    fn add_child<S>(&mut self, child: Built, file_size: u64, tx: &mut Tx<'_, S>)
     where
-        S: BlockSource + BlockSink,
+        S: BlockSource + BlockSink + ?Sized,
     {
         self.links.push(Link {
             cid: child.cid(),

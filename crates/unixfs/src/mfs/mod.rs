@@ -591,7 +591,7 @@ impl Mfs {
         Ok(out)
     }
 
-    /// `ipfs files stat <path>`.
+    /// `ipfs files stat <path>`: an MFS path, or an `/ipfs/<cid>/...` path (as Kubo's).
     ///
     /// # Errors
     /// `file does not exist`, `unrecognized node type: Symlink` (as Kubo's `statNode`); path
@@ -602,7 +602,11 @@ impl Mfs {
     {
         let p = parse_path(path)?;
         let tx = Tx::new(store);
-        let (cid, _) = Self::lookup(&tx, &self.root, p.components()).await?;
+        let cid = if p.components().first().map(String::as_str) == Some("ipfs") {
+            resolve_ipfs(store, &p.to_string()).await?
+        } else {
+            Self::lookup(&tx, &self.root, p.components()).await?.0
+        };
         stat_node(&cid, &tx.get(&cid).await?)
     }
 
@@ -646,17 +650,7 @@ impl Mfs {
         };
         let mut tx = Tx::new(store);
         let node = if sp.components().first().map(String::as_str) == Some("ipfs") {
-            let get = async {
-                let (cid, segs) = crate::exporter::parse_path(&src_s)?;
-                let r = crate::exporter::resolve(store, &cid, &segs).await?;
-                if !r.remainder.is_empty() {
-                    return Err(crate::UnixfsError::InvalidArgument(format!(
-                        "path {src_s} does not end on a node"
-                    )));
-                }
-                Ok(r.cid)
-            };
-            get.await.map_err(|e| {
+            resolve_ipfs(store, &src_s).await.map_err(|e| {
                 MfsError::InvalidArgument(format!("cp: cannot get node from path {src_s}: {e}"))
             })?
         } else {
@@ -766,10 +760,10 @@ impl Mfs {
         let dst_dir_base = dst_dir_comps.last().map(String::as_str).unwrap_or("");
         if !(src_dir_base == dst_dir_base && src_fname == dst_fname) {
             let mut chain = Self::dir_chain(&tx, &root, &src_dir_comps, src_dir_name).await?;
-            if let Some(d) = chain.last_mut() {
-                if !d.remove_child(src_fname) {
-                    return Err(MfsError::NotExist);
-                }
+            if let Some(d) = chain.last_mut()
+                && !d.remove_child(src_fname)
+            {
+                return Err(MfsError::NotExist);
             }
             root = Self::rebuild(&mut tx, chain, &src_dir_comps)?;
         }
@@ -878,6 +872,21 @@ impl Mfs {
         let root = Self::rebuild(&mut tx, chain, p.components())?;
         self.commit(tx, root).await
     }
+}
+
+/// Resolves an `/ipfs/<cid>/...` path through the store (Kubo's `getNodeFromPath`).
+async fn resolve_ipfs<S>(store: &S, path: &str) -> Result<Cid, MfsError>
+where
+    S: BlockSource + ?Sized,
+{
+    let (cid, segs) = crate::exporter::parse_path(path)?;
+    let r = crate::exporter::resolve(store, &cid, &segs).await?;
+    if !r.remainder.is_empty() {
+        return Err(MfsError::InvalidArgument(format!(
+            "path {path} does not end on a node"
+        )));
+    }
+    Ok(r.cid)
 }
 
 /// Kubo's `statNode`.
