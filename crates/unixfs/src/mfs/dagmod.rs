@@ -89,9 +89,17 @@ impl Chunks<'_> {
 }
 
 /// boxo's `FSNodeOverDag`: a file node being built or extended.
+///
+/// `fs.blocksizes` and `links` run in parallel (boxo counts children by `blocksizes`); `fs`
+/// keeps every field it was decoded with, so a node that is only extended keeps its `Data`,
+/// mode and mtime as they were.
 struct FsNode {
+    /// The UnixFS `Data` being edited.
     fs: FsData,
+    /// The node's links, one per `blocksizes` entry.
     links: Vec<Link>,
+    /// The node's own CID prefix: a loaded node keeps its CID's, a new one gets the
+    /// modifier's (`db.NewFSNodeOverDag` uses the builder's `CidBuilder`).
     prefix: Prefix,
 }
 
@@ -118,6 +126,7 @@ impl FsNode {
         })
     }
 
+    /// `NumChildren`: the number of `blocksizes` entries.
     fn num_children(&self) -> usize {
         self.fs.blocksizes.len()
     }
@@ -159,7 +168,10 @@ impl FsNode {
     }
 }
 
-/// boxo's trickle `trickleDepthInfo`.
+/// boxo's trickle `trickleDepthInfo`: from a node's child count, the depth of the subtrees it
+/// was being given and how many of that depth it already has (`(0, 0)` while the leaf layer is
+/// not full). Rounds as boxo does: a root with exactly 174 children reports depth 1, repeat 0,
+/// which is why `Append` then starts at depth 2.
 fn trickle_depth_info(n: usize) -> (i64, i64) {
     if n < MAX_LINKS {
         return (0, 0);
@@ -191,10 +203,13 @@ pub(crate) fn node_size(cid: &Cid, block: &[u8]) -> Result<u64, MfsError> {
     }
 }
 
+/// boxo's `ErrNotUnixfs`.
 fn not_unixfs() -> MfsError {
     MfsError::Invalid("dagmodifier only supports unixfs nodes (proto or raw)".into())
 }
 
+/// Where boxo would panic slicing a leaf's data past its end (a DAG whose sizes lie); cairn
+/// reports it instead.
 fn out_of_range() -> MfsError {
     MfsError::Invalid("write offset is outside the node's data".into())
 }
@@ -208,7 +223,8 @@ struct DagMod {
 }
 
 impl DagMod {
-    /// `NewLeafDataNode(TRaw)`.
+    /// `NewLeafDataNode(TRaw)`: a raw block (CIDv1 whatever the prefix's version), or a dag-pb
+    /// UnixFS `Raw` node carrying the bytes with `filesize` set, under the modifier's prefix.
     fn new_leaf(&self, data: Vec<u8>) -> Result<Built, MfsError> {
         if self.raw_leaves {
             let block = self.prefix.raw_block(data)?;
@@ -225,7 +241,7 @@ impl DagMod {
         .build(&self.prefix)
     }
 
-    /// `FillNodeLayer`.
+    /// `FillNodeLayer`: leaves from `chunks` until the node has 174 children or the chunks end.
     fn fill_node_layer<S>(
         &self,
         node: &mut FsNode,
@@ -244,7 +260,10 @@ impl DagMod {
         Ok(())
     }
 
-    /// `fillTrickleRec`: a subtree of at most `max_depth` (`-1`: unbounded).
+    /// `fillTrickleRec`: a subtree of at most `max_depth` (`-1`: unbounded): its leaf layer,
+    /// then four subtrees of each depth from 1 up to `max_depth - 1`, while chunks remain.
+    /// Returns the committed node and its file size. Recursion depth grows with the log of the
+    /// chunk count, so it stays small.
     fn fill_trickle_rec<S>(
         &self,
         mut node: FsNode,
@@ -273,7 +292,8 @@ impl DagMod {
         Ok((node.commit()?, node.fs.file_size()))
     }
 
-    /// trickle `Append`.
+    /// trickle `Append`: fills the root's leaf layer, completes its last subtree
+    /// (`appendFillLastChild`), then adds subtrees of growing depth while chunks remain.
     async fn append<S>(
         &self,
         tx: &mut Tx<'_, S>,
@@ -310,7 +330,9 @@ impl DagMod {
         base.commit()
     }
 
-    /// trickle `appendFillLastChild`.
+    /// trickle `appendFillLastChild`: when `fsn` has subtrees, loads the last one, lets
+    /// [`DagMod::append_rec`] fill it, replaces it (a new link at the end), then finishes the
+    /// current repeat group at `depth`. `level` bounds the recursion on malicious DAGs.
     fn append_fill_last_child<'b, 't, 'd, S>(
         &'b self,
         tx: &'b mut Tx<'t, S>,
@@ -357,7 +379,9 @@ impl DagMod {
         })
     }
 
-    /// trickle `appendRec`.
+    /// trickle `appendRec`: fills a loaded subtree up to `max_depth` (`-1` from the root's
+    /// first layer, which then only fills leaves, as in boxo); returns it uncommitted with its
+    /// file size.
     fn append_rec<'b, 't, 'd, S>(
         &'b self,
         tx: &'b mut Tx<'t, S>,
@@ -442,7 +466,9 @@ impl DagMod {
         self.append_data(tx, cur, &mut Chunks::Zeros(size)).await
     }
 
-    /// `Sync`: `buf` written at `write_start` over `cur`.
+    /// `Sync`: `buf` written at `write_start` over `cur`: a gap is zero-filled first (only
+    /// reached if the seek did not fill it), the overlap with existing leaves is overwritten in
+    /// place, the rest is appended as 256 KiB leaves. Returns the new root.
     async fn sync<S>(
         &self,
         tx: &mut Tx<'_, S>,
@@ -469,7 +495,8 @@ impl DagMod {
         Ok(cur)
     }
 
-    /// `Truncate(size)`.
+    /// `Truncate(size)`: nothing at the current size, zeros appended above it, else
+    /// `dagTruncate` (see [`dag_truncate`]).
     async fn truncate<S>(&self, tx: &mut Tx<'_, S>, cur: Cid, size: u64) -> Result<Cid, MfsError>
     where
         S: BlockSource + BlockSink + ?Sized,
@@ -667,6 +694,11 @@ pub(crate) struct WriteSpec {
 }
 
 /// One `ipfs files write` on the file `file`: the new file root's CID and `Size()`.
+///
+/// Runs Kubo's sequence (truncate, seek, writes in [`WRITE_CALL_SIZE`] pieces with a sync each
+/// time the buffer passes [`WRITE_BUFFER_SIZE`], the final sync at close). The modifier's
+/// prefix is the file root's; raw leaves follow `spec.raw_leaves`, else the root's CID version
+/// (boxo's `File.RawLeaves`). Blocks go to `tx`; nothing is stored here.
 pub(crate) async fn write_file<S>(
     tx: &mut Tx<'_, S>,
     file: Cid,
