@@ -85,6 +85,9 @@ pub enum NodeError {
     /// The repo failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// An MFS (`files`) command failed; the text is Kubo's where Kubo has one.
+    #[error(transparent)]
+    Mfs(cairn_unixfs::mfs::MfsError),
 }
 
 /// Errors reading, writing or locking a repo.

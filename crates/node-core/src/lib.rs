@@ -24,6 +24,7 @@ pub mod exchange;
 pub mod files;
 pub mod limits;
 pub mod logs;
+pub mod mfs;
 mod node;
 mod provider_store;
 pub mod repo;
