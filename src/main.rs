@@ -124,6 +124,192 @@ fn write_stdout(data: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// `cairn files ...`: each verb is one `files/*` RPC; text output as the ipfs CLI prints it.
+async fn files_command(
+    rpc: &client::RpcClient,
+    f: cli::FilesCmd,
+    json: bool,
+) -> anyhow::Result<()> {
+    use cli::FilesCmd;
+    match f {
+        FilesCmd::Mkdir {
+            path,
+            parents,
+            cid_version,
+            hash,
+        } => {
+            let c = call()
+                .arg(path)
+                .opt("parents", parents)
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash);
+            rpc.bytes("files/mkdir", c).await?;
+        }
+        FilesCmd::Write {
+            path,
+            data,
+            offset,
+            create,
+            parents,
+            truncate,
+            count,
+            raw_leaves,
+            cid_version,
+            hash,
+        } => {
+            let bytes = match data {
+                Some(f) => std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
+                None => stdin_bytes()?,
+            };
+            let c = call()
+                .arg(path)
+                .maybe("offset", offset)
+                .opt("create", create)
+                .opt("parents", parents)
+                .opt("truncate", truncate)
+                .maybe("count", count)
+                .maybe("raw-leaves", raw_leaves)
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash)
+                .file(bytes);
+            rpc.bytes("files/write", c).await?;
+        }
+        FilesCmd::Read {
+            path,
+            offset,
+            count,
+        } => {
+            let c = call()
+                .arg(path)
+                .maybe("offset", offset)
+                .maybe("count", count);
+            let data = rpc.bytes("files/read", c).await?;
+            write_stdout(&data)?;
+        }
+        FilesCmd::Ls {
+            path,
+            long,
+            unsorted,
+        } => {
+            let c = call()
+                .arg(path.unwrap_or_else(|| "/".into()))
+                .opt("long", long);
+            let v = rpc.json("files/ls", c).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let mut entries: Vec<serde_json::Value> =
+                v["Entries"].as_array().cloned().unwrap_or_default();
+            if !unsorted {
+                entries.sort_by(|a, b| {
+                    a["Name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .cmp(b["Name"].as_str().unwrap_or(""))
+                });
+            }
+            for e in entries {
+                let name = e["Name"].as_str().unwrap_or_default();
+                if long {
+                    let slash = if e["Type"] == 1 { "/" } else { "" };
+                    out!(
+                        "{name}{slash}\t{}\t{}",
+                        e["Hash"].as_str().unwrap_or_default(),
+                        e["Size"]
+                    );
+                } else {
+                    out!("{name}");
+                }
+            }
+        }
+        FilesCmd::Stat {
+            path,
+            hash,
+            size,
+            format,
+        } => {
+            let c = call()
+                .arg(path)
+                .opt("hash", hash)
+                .opt("size", size)
+                .maybe("format", format.clone());
+            let v = rpc.json("files/stat", c).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let f = if hash {
+                "<hash>".to_string()
+            } else if size {
+                "<cumulsize>".to_string()
+            } else {
+                format.unwrap_or_else(|| {
+                    "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>".into()
+                })
+            };
+            let text = f
+                .replace("<hash>", v["Hash"].as_str().unwrap_or_default())
+                .replace("<size>", &v["Size"].to_string())
+                .replace("<cumulsize>", &v["CumulativeSize"].to_string())
+                .replace("<childs>", &v["Blocks"].to_string())
+                .replace("<type>", v["Type"].as_str().unwrap_or_default());
+            out!("{text}");
+        }
+        FilesCmd::Cp {
+            source,
+            dest,
+            parents,
+        } => {
+            let c = call().arg(source).arg(dest).opt("parents", parents);
+            rpc.bytes("files/cp", c).await?;
+        }
+        FilesCmd::Mv { source, dest } => {
+            rpc.bytes("files/mv", call().arg(source).arg(dest)).await?;
+        }
+        FilesCmd::Rm {
+            paths,
+            recursive,
+            force,
+        } => {
+            let c = paths.into_iter().fold(
+                call().opt("recursive", recursive).opt("force", force),
+                |c, p| c.arg(p),
+            );
+            rpc.stream("files/rm", c, |v| {
+                out!("{}", v.as_str().unwrap_or_default());
+                Ok(())
+            })
+            .await?;
+        }
+        FilesCmd::Flush { path } => {
+            let v = rpc
+                .json(
+                    "files/flush",
+                    call().arg(path.unwrap_or_else(|| "/".into())),
+                )
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                out!("{}", v["Cid"].as_str().unwrap_or_default());
+            }
+        }
+        FilesCmd::Chcid {
+            path,
+            cid_version,
+            hash,
+        } => {
+            let c = call()
+                .arg(path.unwrap_or_else(|| "/".into()))
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash);
+            rpc.bytes("files/chcid", c).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A byte count as Go's `humanize.Bytes` prints it (SI units: `83 MB`, `1.2 kB`), which the ipfs
 /// CLI uses for `--human`.
 fn human_bytes(n: u64) -> String {
@@ -500,6 +686,7 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
                 .await?;
             }
         },
+        Command::Files(f) => files_command(&rpc, f, json).await?,
         Command::Pin(p) => match p {
             PinCmd::Update { from, to, unpin } => {
                 files::pin_update(&rpc, from, to, unpin, json).await?

@@ -318,6 +318,16 @@ fn cid_of_key(key: &[u8]) -> Result<Cid> {
     Ok(Cid::new_v1(RAW, mh))
 }
 
+/// The `Meta` keyspace prefix of named roots (no leading `/`, so apart from node records).
+const ROOT_PREFIX: &[u8] = b"root/";
+
+/// The `Meta` key of the named root `name`.
+fn root_key(name: &str) -> Vec<u8> {
+    let mut k = ROOT_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// A 128-bit summary of a multihash, for the GC mark set and walk sets: 16 bytes a block instead
 /// of a whole `Cid` (about 100 bytes with its allocation). Two distinct multihashes only share it
 /// if their digests share 16 leading bytes, which sha2-256 and its peers make infeasible; and a
@@ -1209,6 +1219,71 @@ impl Blockstore {
         Ok(())
     }
 
+    // ---- named roots ---------------------------------------------------------------------------
+
+    /// Sets (or with `None` clears) the named root `name`, durably: what the node keeps as Kubo
+    /// keeps its MFS root under the datastore key `/local/filesroot`. Garbage collection keeps
+    /// every block reachable from a named root (best effort: blocks missing under it are
+    /// skipped, as Kubo's GC treats the MFS root), so a caller that stores a DAG's blocks and
+    /// then sets its root while holding one [`GcGuard`] never loses a block to a concurrent GC,
+    /// and a crash in between leaves the previous root, whose blocks are still stored.
+    pub fn set_root(&self, name: &str, cid: Option<&Cid>) -> Result<()> {
+        let _guard = self.gc_guard();
+        let key = root_key(name);
+        match cid {
+            Some(c) => self.engine().put(Keyspace::Meta, &key, &c.to_bytes())?,
+            None => {
+                self.engine().delete(Keyspace::Meta, &key)?;
+            }
+        }
+        self.commit()
+    }
+
+    /// The named root `name`, if set (see [`Blockstore::set_root`]).
+    pub fn root(&self, name: &str) -> Result<Option<Cid>> {
+        let Some(bytes) = self.engine().get(Keyspace::Meta, &root_key(name))? else {
+            return Ok(None);
+        };
+        Cid::try_from(&bytes[..])
+            .map(Some)
+            .map_err(|e| BlockstoreError::InvalidCid {
+                input: format!("named root {name:?}"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Every named root's CID (an unreadable record is skipped).
+    fn roots(&self) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        for item in self.engine().iter(Keyspace::Meta) {
+            let (key, value) = item?;
+            if key.starts_with(ROOT_PREFIX)
+                && let Ok(cid) = Cid::try_from(&value[..])
+            {
+                out.push(cid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks what is reachable from `root` and stored, skipping what is missing.
+    fn mark_best_effort(&self, root: &Cid, marked: &mut HashSet<u128>) -> Result<()> {
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if cid.hash().code() == IDENTITY || !marked.insert(compact(cid.hash())) {
+                continue;
+            }
+            if cid.codec() == RAW {
+                continue;
+            }
+            let Some(block) = self.get(&cid)? else {
+                continue;
+            };
+            stack.extend(links(&cid, block.data())?);
+        }
+        Ok(())
+    }
+
     // ---- garbage collection ------------------------------------------------------------------
 
     /// Removes every block not reachable from a pin and returns them all. See
@@ -1224,7 +1299,8 @@ impl Blockstore {
         Ok(report)
     }
 
-    /// Removes every block not reachable from a pin, calling `on_removed(cid, size)` for each as
+    /// Removes every block not reachable from a pin or a named root ([`Blockstore::set_root`]),
+    /// calling `on_removed(cid, size)` for each as
     /// it goes; then removes block files no index record names (left by a crash). Waits for
     /// writers holding a [`GcGuard`] and holds new ones off while it runs. If a pinned DAG is
     /// incomplete it removes nothing and returns [`BlockstoreError::GcIncompletePin`], as Kubo's
@@ -1257,6 +1333,9 @@ impl Blockstore {
                     )?;
                 }
             }
+        }
+        for root in self.roots()? {
+            self.mark_best_effort(&root, &mut marked)?;
         }
         let mut summary = GcSummary::default();
         let mut doomed: Vec<(Vec<u8>, IndexRecord)> = Vec::with_capacity(1024);

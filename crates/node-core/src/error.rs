@@ -95,6 +95,9 @@ pub enum NodeError {
     /// resolves to nothing).
     #[error("{0}")]
     Ipns(String),
+    /// An MFS (`files`) command failed; the text is Kubo's where Kubo has one.
+    #[error(transparent)]
+    Mfs(cairn_unixfs::mfs::MfsError),
 }
 
 /// Errors reading, writing or locking a repo.

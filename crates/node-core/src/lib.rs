@@ -26,6 +26,7 @@ pub mod files;
 pub mod keystore;
 pub mod limits;
 pub mod logs;
+pub mod mfs;
 pub mod names;
 mod node;
 mod provider_store;

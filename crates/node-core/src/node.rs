@@ -508,6 +508,7 @@ impl NodeBuilder {
                 protocols,
                 bitswap,
                 provider,
+                mfs_lock: Arc::new(tokio::sync::Mutex::new(())),
             }),
         };
         crate::names::spawn_republisher(&node, ipns_timing);
@@ -727,6 +728,9 @@ pub(crate) struct Shared {
     protocols: Vec<String>,
     bitswap: Bitswap,
     provider: Provider,
+    /// Serialises MFS commands (Kubo's MFS root has one lock too): each reads the root, makes
+    /// blocks, then sets the root.
+    mfs_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for Shared {
@@ -783,6 +787,11 @@ impl Node {
             .await
             .map_err(|_| NodeError::NodeStopped)?;
         rx.await.map_err(|_| NodeError::NodeStopped)?
+    }
+
+    /// The MFS command lock (see `Shared::mfs_lock`).
+    pub(crate) fn mfs_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.shared.mfs_lock.clone()
     }
 
     async fn blocking<T: Send + 'static>(

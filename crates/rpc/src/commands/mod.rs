@@ -7,6 +7,7 @@ mod block;
 mod config;
 mod dag;
 mod files;
+mod mfs;
 mod names;
 mod network;
 mod pin;
@@ -86,6 +87,16 @@ pub const COMMANDS: &[&str] = &[
     "ping",
     "add",
     "cat",
+    "files/mkdir",
+    "files/write",
+    "files/read",
+    "files/ls",
+    "files/stat",
+    "files/cp",
+    "files/mv",
+    "files/rm",
+    "files/flush",
+    "files/chcid",
     "refs",
     "refs/local",
     "get",
@@ -317,6 +328,16 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "ping" => routing::ping(s, &req).await,
         "add" => files::add(s, &mut req).await,
         "cat" => unixfs::cat(s, &req).await,
+        "files/mkdir" => mfs::mkdir(s, &req).await,
+        "files/write" => mfs::write(s, &mut req).await,
+        "files/read" => mfs::read(s, &req).await,
+        "files/ls" => mfs::ls(s, &req).await,
+        "files/stat" => mfs::stat(s, &req).await,
+        "files/cp" => mfs::cp(s, &req).await,
+        "files/mv" => mfs::mv(s, &req).await,
+        "files/rm" => mfs::rm(s, &req).await,
+        "files/flush" => mfs::flush(s, &req).await,
+        "files/chcid" => mfs::chcid(s, &req).await,
         "refs" => dag::refs(s, &req).await,
         "refs/local" => files::refs_local(s),
         "get" => files::get(s, &req).await,

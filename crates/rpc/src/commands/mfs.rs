@@ -1,0 +1,266 @@
+//! Kubo's `files/*` commands (MFS): `files/mkdir`, `files/write`, `files/read`, `files/ls`,
+//! `files/stat`, `files/cp`, `files/mv`, `files/rm`, `files/flush`, `files/chcid`. Each parses
+//! Kubo 0.22's options (`core/commands/files.go`: names, aliases, defaults, the checks Kubo makes
+//! before running) and output shapes, and calls [`cairn_node_core::Node`]'s `files_*` methods.
+//!
+//! `flush`/`f` is accepted and ignored: every cairn MFS command is flushed and durable when it
+//! answers (Kubo's `--flush=false` only defers work).
+
+use bytes::Bytes;
+use cairn_node_core::unixfs::mfs::{EntryType, MkdirOptions, WriteOptions};
+use serde_json::{Value, json};
+
+use super::dag::fetch_error as node_error;
+use crate::error::ApiError;
+use crate::request::{CommandRequest, multipart_error};
+use crate::response::Output;
+use crate::server::ApiState;
+
+/// The most bytes one `files/write` takes (the data is held in memory while the DAG is
+/// modified).
+pub const MAX_WRITE: u64 = 1 << 30;
+
+/// Kubo's `errFormat`.
+const ERR_FORMAT: &str = "format was set by multiple options. Only one format option is allowed";
+
+/// Kubo's `--cid-version`/`--cid-ver` and `--hash` (`getPrefix`'s inputs).
+fn cid_options(req: &CommandRequest) -> Result<(Option<u8>, Option<String>), ApiError> {
+    let version = match req.opt(&["cid-version", "cid-ver"])? {
+        None => None,
+        Some(v) => {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| ApiError::client(format!("invalid cid-version {v:?}")))?;
+            match n {
+                0 | 1 => Some(n as u8),
+                other => return Err(ApiError::command(format!("unknown CID version: {other}"))),
+            }
+        }
+    };
+    Ok((version, req.opt(&["hash"])?.map(String::from)))
+}
+
+/// An optional int option that must not be negative (`what`: Kubo's message when it is).
+fn non_negative(req: &CommandRequest, names: &[&str], what: &str) -> Result<Option<u64>, ApiError> {
+    match req.opt(names)? {
+        None => Ok(None),
+        Some(v) => {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| ApiError::client(format!("invalid value {v:?} for {}", names[0])))?;
+            if n < 0 {
+                return Err(ApiError::command(what));
+            }
+            Ok(Some(n as u64))
+        }
+    }
+}
+
+/// `files/mkdir <path>` (`parents`/`p`, `cid-version`, `hash`): no output.
+pub(crate) async fn mkdir(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.arg(0, "path")?;
+    let (cid_version, hash) = cid_options(req)?;
+    let mut opts = MkdirOptions::default();
+    opts.parents = req.flag(&["parents", "p"], false)?;
+    opts.cid_version = cid_version;
+    opts.hash = hash;
+    state
+        .inner
+        .node
+        .files_mkdir(path, &opts, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+/// `files/write <path>` with the data as the first multipart part (`offset`/`o`,
+/// `create`/`e`, `parents`/`p`, `truncate`/`t`, `count`/`n`, `raw-leaves`, `cid-version`,
+/// `hash`): no output.
+pub(crate) async fn write(state: &ApiState, req: &mut CommandRequest) -> Result<Output, ApiError> {
+    let path = req.arg(0, "path")?.to_string();
+    let (cid_version, hash) = cid_options(req)?;
+    let mut opts = WriteOptions::default();
+    opts.create = req.flag(&["create", "e"], false)?;
+    opts.parents = req.flag(&["parents", "p"], false)?;
+    opts.truncate = req.flag(&["truncate", "t"], false)?;
+    opts.raw_leaves = match req.opt(&["raw-leaves"])? {
+        None => None,
+        Some(_) => Some(req.flag(&["raw-leaves"], false)?),
+    };
+    opts.cid_version = cid_version;
+    opts.hash = hash;
+    opts.offset =
+        non_negative(req, &["offset", "o"], "cannot have negative write offset")?.unwrap_or(0);
+    opts.count = non_negative(req, &["count", "n"], "cannot have negative byte count")?;
+    let fetch = req.fetch_options();
+    let Some(mut multipart) = req.multipart(MAX_WRITE, MAX_WRITE) else {
+        return Err(ApiError::bad_request("file argument 'data' is required"));
+    };
+    let data: Bytes = match multipart.next_field().await {
+        Ok(Some(field)) => field.bytes().await.map_err(multipart_error)?,
+        Ok(None) => return Err(ApiError::bad_request("file argument 'data' is required")),
+        Err(e) => return Err(multipart_error(e)),
+    };
+    state
+        .inner
+        .node
+        .files_write(&path, &data, &opts, fetch)
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+/// `files/read <path>` (`offset`/`o`, `count`/`n`): the bytes as `text/plain`.
+pub(crate) async fn read(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.arg(0, "path")?;
+    let offset =
+        non_negative(req, &["offset", "o"], "cannot specify negative offset")?.unwrap_or(0);
+    let count = non_negative(req, &["count", "n"], "cannot specify negative 'count'")?;
+    let data = state
+        .inner
+        .node
+        .files_read(path, offset, count, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Bytes {
+        content_type: "text/plain",
+        data: Bytes::from(data),
+    })
+}
+
+/// `files/ls [path]` (`long`/`l`, `U`): `{"Entries": [{"Name","Type","Size","Hash"}]}`, with
+/// `null` for no entries as Go's nil slice is.
+pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.args_first().unwrap_or("/");
+    let long = req.flag(&["long", "l"], false)?;
+    let entries = state
+        .inner
+        .node
+        .files_ls(path, long, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "Name": e.name,
+                "Type": match e.kind { EntryType::File => 0, EntryType::Directory => 1 },
+                "Size": e.size,
+                "Hash": e.hash.map(|c| c.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Output::Once(json!({
+        "Entries": if list.is_empty() { Value::Null } else { Value::Array(list) }
+    })))
+}
+
+/// `files/stat <path>` (`format`, `hash`, `size`; only one of them): Kubo's `statOutput`.
+pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.arg(0, "path")?;
+    let hash = req.flag(&["hash"], false)?;
+    let size = req.flag(&["size"], false)?;
+    let format = req.opt(&["format"])?.is_some_and(|f| {
+        f != "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>"
+    });
+    if [hash, size, format].iter().filter(|b| **b).count() > 1 {
+        return Err(ApiError::client(ERR_FORMAT));
+    }
+    let st = state
+        .inner
+        .node
+        .files_stat(path, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Once(json!({
+        "Hash": st.hash.to_string(),
+        "Size": st.size,
+        "CumulativeSize": st.cumulative_size,
+        "Blocks": st.blocks,
+        "Type": st.kind,
+    })))
+}
+
+/// `files/cp <source> <dest>` (`parents`/`p`): no output.
+pub(crate) async fn cp(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let src = req.arg(0, "source")?;
+    let dst = req.arg(1, "dest")?;
+    let parents = req.flag(&["parents", "p"], false)?;
+    state
+        .inner
+        .node
+        .files_cp(src, dst, parents, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+/// `files/mv <source> <dest>`: no output.
+pub(crate) async fn mv(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let src = req.arg(0, "source")?;
+    let dst = req.arg(1, "dest")?;
+    state
+        .inner
+        .node
+        .files_mv(src, dst, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+/// `files/rm <path>...` (`recursive`/`r`, `force`): every path is tried; as Kubo, each failure
+/// is emitted as a JSON string (`<path>: <error>`) and the command then fails with `can't
+/// remove some files`.
+pub(crate) async fn rm(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let paths = req.args_required("path")?.to_vec();
+    let recursive = req.flag(&["recursive", "r"], false)?;
+    let force = req.flag(&["force"], false)?;
+    let node = &state.inner.node;
+    let mut errors = Vec::new();
+    for p in &paths {
+        if let Err(e) = node
+            .files_rm(p, recursive, force, req.fetch_options())
+            .await
+        {
+            let shown = cairn_node_core::unixfs::mfs::parse_path(p)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|_| p.clone());
+            errors.push(match cairn_node_core::unixfs::mfs::parse_path(p) {
+                Err(pe) => format!("{p} is not a valid path: {pe}"),
+                Ok(_) => format!("{shown}: {e}"),
+            });
+        }
+    }
+    if errors.is_empty() {
+        return Ok(Output::Empty);
+    }
+    let mut items: Vec<Result<Value, ApiError>> =
+        errors.into_iter().map(|e| Ok(Value::String(e))).collect();
+    items.push(Err(ApiError::command("can't remove some files")));
+    Ok(Output::Stream(Box::pin(futures::stream::iter(items))))
+}
+
+/// `files/flush [path]`: `{"Cid": "<cid>"}`.
+pub(crate) async fn flush(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.args_first().unwrap_or("/");
+    let cid = state
+        .inner
+        .node
+        .files_flush(path, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Once(json!({ "Cid": cid.to_string() })))
+}
+
+/// `files/chcid [path]` (`cid-version`, `hash`): no output.
+pub(crate) async fn chcid(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.args_first().unwrap_or("/");
+    let (cid_version, hash) = cid_options(req)?;
+    state
+        .inner
+        .node
+        .files_chcid(path, cid_version, hash.as_deref(), req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
