@@ -1268,20 +1268,53 @@ impl Blockstore {
 
     /// Marks what is reachable from `root` and stored, skipping what is missing.
     fn mark_best_effort(&self, root: &Cid, marked: &mut HashSet<u128>) -> Result<()> {
+        self.walk_best_effort(root, marked, &mut |_, _| Ok(()))
+    }
+
+    /// Walks the DAG under `root` depth first, each block once (`seen` holds what was met), and
+    /// calls `visit(cid, read)` for every block met: `read` is true for a block read from the
+    /// store, false for a raw leaf, whose presence the walk does not check. Missing blocks are
+    /// skipped with what is under them.
+    fn walk_best_effort(
+        &self,
+        root: &Cid,
+        seen: &mut HashSet<u128>,
+        visit: &mut dyn FnMut(Cid, bool) -> Result<()>,
+    ) -> Result<()> {
         let mut stack = vec![*root];
         while let Some(cid) = stack.pop() {
-            if cid.hash().code() == IDENTITY || !marked.insert(compact(cid.hash())) {
+            if cid.hash().code() == IDENTITY || !seen.insert(compact(cid.hash())) {
                 continue;
             }
             if cid.codec() == RAW {
+                visit(cid, false)?;
                 continue;
             }
             let Some(block) = self.get(&cid)? else {
                 continue;
             };
+            visit(cid, true)?;
             stack.extend(links(&cid, block.data())?);
         }
         Ok(())
+    }
+
+    /// Every stored block reachable from `root` (the root included), each once, depth first;
+    /// what is missing is skipped with everything under it. For providing a DAG that may be
+    /// partly local (Kubo's `mfs` provide strategy walks the MFS root this way).
+    ///
+    /// # Errors
+    /// Engine errors, or [`BlockstoreError::Decode`] for a stored block whose links cannot be
+    /// read.
+    pub fn reachable_stored(&self, root: &Cid) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        self.walk_best_effort(root, &mut HashSet::new(), &mut |cid, read| {
+            if read || self.has(&cid)? {
+                out.push(cid);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     // ---- garbage collection ------------------------------------------------------------------

@@ -113,6 +113,12 @@ impl Node {
         })
         .await
         .map_err(|_| NodeError::NodeStopped)??;
+        // Kubo's `mfs` provide strategies announce the tree as it changes (the reprovider walks
+        // it again every interval).
+        use crate::exchange::ProvideStrategy::{Mfs, PinnedMfs};
+        if matches!(self.provide_config().strategy, Mfs | PinnedMfs) {
+            self.announce(vec![root], true);
+        }
         Ok(())
     }
 
