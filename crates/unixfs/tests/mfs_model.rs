@@ -1140,3 +1140,210 @@ fn model_200_random_operations() {
         );
     }
 }
+
+// ---- chmod / touch (UnixFS 1.5 mode and mtime), known answers built by hand ----
+
+/// A protobuf varint.
+fn pv(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited protobuf field.
+fn pfield(field: u64, body: &[u8], out: &mut Vec<u8>) {
+    pv(field << 3 | 2, out);
+    pv(body.len() as u64, out);
+    out.extend_from_slice(body);
+}
+
+/// A dag-pb node as Go's merkledag writes it: each link (Hash, Name, Tsize) then Data.
+fn pb(links: &[(Cid, &str, u64)], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (cid, name, tsize) in links {
+        let mut l = Vec::new();
+        pfield(1, &cid.to_bytes(), &mut l);
+        pfield(2, name.as_bytes(), &mut l);
+        pv(3 << 3, &mut l);
+        pv(*tsize, &mut l);
+        pfield(2, &l, &mut out);
+    }
+    pfield(1, data, &mut out);
+    out
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+fn cid_v0(block: &[u8]) -> Cid {
+    let mut b = vec![0x12, 0x20];
+    b.extend(sha256(block));
+    Cid::try_from(b.as_slice()).unwrap()
+}
+
+fn cid_raw(block: &[u8]) -> Cid {
+    let mut b = vec![0x01, 0x55, 0x12, 0x20];
+    b.extend(sha256(block));
+    Cid::try_from(b.as_slice()).unwrap()
+}
+
+/// UnixFS `mtime` field 8: seconds (varint, field 1), nanos (fixed32, field 2) when not 0.
+fn mtime_field(secs: i64, nanos: u32, out: &mut Vec<u8>) {
+    let mut t = vec![0x08];
+    pv(secs as u64, &mut t);
+    if nanos != 0 {
+        t.push(0x15);
+        t.extend_from_slice(&nanos.to_le_bytes());
+    }
+    pfield(8, &t, out);
+}
+
+async fn put(store: &Mem, cid: Cid, block: Vec<u8>) {
+    store
+        .put_many(vec![Block::new(cid, Bytes::from(block)).unwrap()])
+        .await
+        .unwrap();
+}
+
+async fn block_of(store: &Mem, mfs: &Mfs, path: &str) -> (Cid, Vec<u8>) {
+    let cid = mfs.flush(store, path).await.unwrap();
+    let b = store.blocks.lock().unwrap().get(&cid).unwrap().to_vec();
+    (cid, b)
+}
+
+#[test]
+fn chmod_root_known_answer_and_mode_zero_removes_it() {
+    rt().block_on(async {
+        let store = Mem::default();
+        let mut mfs = Mfs::init(&store).await.unwrap();
+        mfs.chmod(&store, "/", 0o755).await.unwrap();
+        // Type=Directory, mode=0o755 (493: ed 03).
+        let want = pb(&[], &[0x08, 0x01, 0x38, 0xed, 0x03]);
+        assert_eq!(mfs.root(), cid_v0(&want));
+        assert_eq!(block_of(&store, &mfs, "/").await.1, want);
+        // Go's os.FileMode(0o4755): the Unix setuid bit is not Go's ModeSetuid; kept: 0o755.
+        mfs.chmod(&store, "/", 0o4755).await.unwrap();
+        assert_eq!(mfs.root(), cid_v0(&want));
+        // Go's ModeSetuid|ModeSticky|0o700 -> Unix 0o5700.
+        mfs.chmod(&store, "/", (1 << 23) | (1 << 20) | 0o700)
+            .await
+            .unwrap();
+        let want = pb(&[], &[0x08, 0x01, 0x38, 0xc0, 0x17]);
+        assert_eq!(mfs.root(), cid_v0(&want));
+        // Mode 0 with no high bits: the field goes, the root is the empty directory again.
+        mfs.chmod(&store, "/", 0).await.unwrap();
+        assert_eq!(mfs.root().to_string(), EMPTY_DIR_CID);
+    });
+}
+
+#[test]
+fn chmod_touch_file_keeps_fields_links_and_updates_parents() {
+    rt().block_on(async {
+        let store = Mem::default();
+        let mut mfs = Mfs::init(&store).await.unwrap();
+        // A file of two raw leaves, root: Type=File, filesize=4, blocksizes 2, 2.
+        let (l1, l2) = (b"ab".to_vec(), b"cd".to_vec());
+        let (c1, c2) = (cid_raw(&l1), cid_raw(&l2));
+        put(&store, c1, l1).await;
+        put(&store, c2, l2).await;
+        let fs = [0x08, 0x02, 0x18, 0x04, 0x20, 0x02, 0x20, 0x02];
+        let links = [(c1, "", 2u64), (c2, "", 2u64)];
+        let file = pb(&links, &fs);
+        let fcid = cid_v0(&file);
+        put(&store, fcid, file).await;
+        mfs.mkdir(&store, "/d", &MkdirOptions::default())
+            .await
+            .unwrap();
+        mfs.cp(&store, &format!("/ipfs/{fcid}"), "/d/f", false)
+            .await
+            .unwrap();
+
+        mfs.chmod(&store, "/d/f", 0o644).await.unwrap();
+        mfs.touch(&store, "/d/f", (1_630_937_926, 5)).await.unwrap();
+        let mut fs2 = fs.to_vec();
+        fs2.extend([0x38, 0xa4, 0x03]); // mode 0o644 = 420
+        mtime_field(1_630_937_926, 5, &mut fs2);
+        let file2 = pb(&links, &fs2);
+        let f2 = cid_v0(&file2);
+        let fsize = file2.len() as u64 + 4;
+        let (got, got_block) = block_of(&store, &mfs, "/d/f").await;
+        assert_eq!(got_block, file2);
+        assert_eq!(got, f2);
+        let d = pb(&[(f2, "f", fsize)], &[0x08, 0x01]);
+        let dsize = d.len() as u64 + fsize;
+        let root = pb(&[(cid_v0(&d), "d", dsize)], &[0x08, 0x01]);
+        assert_eq!(mfs.root(), cid_v0(&root));
+        assert_eq!(mfs.read(&store, "/d/f", 0, None).await.unwrap(), b"abcd");
+
+        // touch again: nanos 0 leaves the field out; nanos past a second carry (time.Unix).
+        mfs.touch(&store, "/d/f", (-10, 2_000_000_000)).await.unwrap();
+        let mut fs3 = fs.to_vec();
+        fs3.extend([0x38, 0xa4, 0x03]);
+        mtime_field(-8, 0, &mut fs3);
+        assert_eq!(block_of(&store, &mfs, "/d/f").await.1, pb(&links, &fs3));
+        // Go's zero time removes the mtime.
+        mfs.touch(&store, "/d/f", (-62_135_596_800, 0)).await.unwrap();
+        let mut fs4 = fs.to_vec();
+        fs4.extend([0x38, 0xa4, 0x03]);
+        assert_eq!(block_of(&store, &mfs, "/d/f").await.1, pb(&links, &fs4));
+    });
+}
+
+#[test]
+fn chmod_touch_raw_file_becomes_a_v0_file_node_as_boxo() {
+    rt().block_on(async {
+        let store = Mem::default();
+        let mut mfs = Mfs::init(&store).await.unwrap();
+        let raw = b"hey".to_vec();
+        let rcid = cid_raw(&raw);
+        put(&store, rcid, raw).await;
+        mfs.cp(&store, &format!("/ipfs/{rcid}"), "/r", false)
+            .await
+            .unwrap();
+        mfs.cp(&store, &format!("/ipfs/{rcid}"), "/t", false)
+            .await
+            .unwrap();
+        // FilePBDataWithStat: Type=File, Data, filesize, mode.
+        mfs.chmod(&store, "/r", 0o600).await.unwrap();
+        let want = pb(
+            &[],
+            &[
+                0x08, 0x02, 0x12, 0x03, b'h', b'e', b'y', 0x18, 0x03, 0x38, 0x80, 0x03,
+            ],
+        );
+        assert_eq!(block_of(&store, &mfs, "/r").await, (cid_v0(&want), want));
+        // touch: the mtime, no mode.
+        mfs.touch(&store, "/t", (7, 9)).await.unwrap();
+        let mut fs = vec![0x08, 0x02, 0x12, 0x03, b'h', b'e', b'y', 0x18, 0x03];
+        mtime_field(7, 9, &mut fs);
+        let want = pb(&[], &fs);
+        assert_eq!(block_of(&store, &mfs, "/t").await, (cid_v0(&want), want));
+        assert_eq!(mfs.read(&store, "/t", 0, None).await.unwrap(), b"hey");
+    });
+}
+
+#[test]
+fn chmod_touch_errors_change_nothing() {
+    rt().block_on(async {
+        let store = Mem::default();
+        let mut mfs = Mfs::init(&store).await.unwrap();
+        let before = mfs.root();
+        let e = mfs.chmod(&store, "/nope", 0o644).await.unwrap_err();
+        assert_eq!(e.to_string(), "file does not exist");
+        let e = mfs.touch(&store, "/nope", (1, 0)).await.unwrap_err();
+        assert_eq!(e.to_string(), "file does not exist");
+        let e = mfs.chmod(&store, "rel", 0o644).await.unwrap_err();
+        assert_eq!(e.to_string(), "paths must start with a leading slash");
+        let e = mfs.touch(&store, "", (1, 0)).await.unwrap_err();
+        assert_eq!(e.to_string(), "paths must not be empty");
+        assert!(matches!(
+            mfs.chmod(&store, "/nope", 0o644).await,
+            Err(MfsError::NotExist)
+        ));
+        assert_eq!(mfs.root(), before);
+    });
+}

@@ -16,7 +16,12 @@
 //!
 //! Not done: HAMT-sharded directories (Kubo shards a directory past 256 KiB of estimated
 //! links; cairn's MFS refuses to enter a sharded directory and never shards one), `--flush=false`
-//! (every operation here is flushed), identity-hash prefixes, `chmod`/`touch`.
+//! (every operation here is flushed), identity-hash prefixes, `files stat`/`ls` output of mode and mtime (Kubo 0.30's `Mode`/`Mtime`
+//! fields; cairn follows Kubo 0.22's output), and keeping a file's mode/mtime through a later
+//! `write` (see [`Mfs::chmod`]).
+//!
+//! [`Mfs::chmod`] and [`Mfs::touch`] are Kubo 0.30's `files chmod`/`files touch` (boxo `mfs.Chmod`
+//! and `mfs.Touch`): they set the UnixFS 1.5 `mode`/`mtime` fields of one node.
 
 mod dagmod;
 mod error;
@@ -40,6 +45,7 @@ use node::{
 };
 
 use crate::exporter::{DAG_PB, RAW};
+use crate::importer::Mtime;
 use crate::{BlockSink, BlockSource};
 
 /// The empty directory, the root of a new MFS (`QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn`).
@@ -870,6 +876,175 @@ impl Mfs {
             d.prefix = prefix;
         }
         let root = Self::rebuild(&mut tx, chain, p.components())?;
+        self.commit(tx, root).await
+    }
+}
+
+/// The Unix seconds of Go's zero `time.Time` (0001-01-01T00:00:00Z): `IsZero`, which boxo
+/// takes as "no mtime".
+const GO_ZERO_TIME_SECS: i64 = -62_135_596_800;
+
+/// What [`Mfs::set_meta`] changes.
+#[derive(Debug, Clone, Copy)]
+enum Meta {
+    /// `chmod`: boxo's `FSNode.SetMode` of `os.FileMode(mode)`.
+    Mode(u32),
+    /// `touch`: boxo's `FSNode.SetModTime` (already normalized; `None` is Go's zero time).
+    Mtime(Option<Mtime>),
+}
+
+/// boxo's `files.ModePermsToUnixPerms(os.FileMode(mode))`: Go's `ModeSetuid`/`ModeSetgid`
+/// (bits 23, 22) become 0o4000/0o2000, `ModeSticky` (bit 20) 0o1000, and the permission bits
+/// 0o777 are kept; every other bit is dropped, so a Unix `4755` is stored as `0755`.
+pub fn unix_perms(mode: u32) -> u32 {
+    ((mode & 0xC0_0000) >> 12) | ((mode & (1 << 20)) >> 11) | (mode & 0x1FF)
+}
+
+/// Go's `time.Unix(secs, nanos)` then boxo's zero check: nanoseconds past a second are carried
+/// into the seconds, and Go's zero time (0001-01-01T00:00:00Z) is `None` (no mtime).
+pub fn normalize_mtime(secs: i64, nanos: u32) -> Option<(i64, u32)> {
+    let secs = secs.wrapping_add(i64::from(nanos / 1_000_000_000));
+    let nanos = nanos % 1_000_000_000;
+    if secs == GO_ZERO_TIME_SECS && nanos == 0 {
+        None
+    } else {
+        Some((secs, nanos))
+    }
+}
+
+impl Meta {
+    /// Applies the change to a decoded UnixFS `Data` (boxo's `SetModeFromUnixPermissions` /
+    /// `SetModTime`).
+    fn apply(self, fs: &mut FsData) {
+        match self {
+            Meta::Mode(mode) => {
+                let perms = unix_perms(mode);
+                let high = fs.mode.unwrap_or(0) & 0xFFFF_F000;
+                fs.mode = if perms == 0 && high == 0 {
+                    None
+                } else {
+                    Some(high | (perms & 0xFFF))
+                };
+            }
+            Meta::Mtime(t) => {
+                fs.mtime = t;
+            }
+        }
+    }
+
+    /// boxo's `FilePBDataWithStat` for a raw block wrapped into a file node: a mode of 0 and
+    /// the zero time are left out.
+    fn wrap_raw(self, data: &[u8]) -> FsData {
+        let mut fs = FsData::new(T_FILE);
+        fs.data = Some(data.to_vec());
+        fs.filesize = Some(data.len() as u64);
+        match self {
+            Meta::Mode(mode) => fs.mode = Some(unix_perms(mode)).filter(|&m| m != 0),
+            Meta::Mtime(t) => fs.mtime = t,
+        }
+        fs
+    }
+}
+
+impl Mfs {
+    /// `ipfs files chmod <mode> <path>` (Kubo 0.30+, boxo `mfs.Chmod`): sets the UnixFS 1.5
+    /// `mode` (field 7) of the file or directory at `path`, the root `/` included, keeping
+    /// every other field, the links and the CID prefix; the parents up to the root are
+    /// re-encoded.
+    ///
+    /// `mode` is Go's `os.FileMode` as Kubo builds it from the octal argument (a Unix mode
+    /// like `0o755`); only what boxo keeps is stored (see [`unix_perms`]): the bits `0o777`
+    /// (and Go's setuid/setgid/sticky bits, which are not Unix's `0o7000`). The stored mode's
+    /// bits above `0o7777` are kept; a mode of 0 removes the field when none are set.
+    ///
+    /// A file whose root is a raw block has no UnixFS data to hold a mode: as boxo does, it
+    /// becomes a dag-pb `File` node holding the block's bytes (`Data`, `filesize`) and the mode,
+    /// named with boxo's default prefix (CIDv0, sha2-256) whatever the raw block's CID was.
+    ///
+    /// # Errors
+    /// Kubo's: `paths must start with a leading slash`, `file does not exist`,
+    /// `cannot access <p>: Not a directory`; [`MfsError::Unsupported`] for a HAMT-sharded
+    /// directory (cairn's MFS never edits one); store errors.
+    pub async fn chmod<S>(&mut self, store: &S, path: &str, mode: u32) -> Result<(), MfsError>
+    where
+        S: BlockSource + BlockSink + ?Sized,
+    {
+        self.set_meta(store, path, Meta::Mode(mode)).await
+    }
+
+    /// `ipfs files touch [--mtime S] [--mtime-nsecs N] <path>` (Kubo 0.30+, boxo `mfs.Touch`):
+    /// sets the UnixFS 1.5 `mtime` (field 8: `seconds`, and `nanos` as a `fixed32` only when
+    /// not 0) of the file or directory at `path`, the root `/` included, keeping every other
+    /// field, the links and the CID prefix; the parents up to the root are re-encoded.
+    ///
+    /// `mtime` is (seconds since the Unix epoch, may be negative; nanoseconds). Nanoseconds of
+    /// a second or more are carried into the seconds as Go's `time.Unix` does, and Go's zero
+    /// time (`-62135596800`, 0) removes the field (see [`normalize_mtime`]). Choosing "now"
+    /// when Kubo's `--mtime` is absent or 0 is the caller's part.
+    ///
+    /// A raw-block file becomes a dag-pb `File` node as in [`Mfs::chmod`] (with the mtime and
+    /// no mode).
+    ///
+    /// # Errors
+    /// As [`Mfs::chmod`].
+    pub async fn touch<S>(
+        &mut self,
+        store: &S,
+        path: &str,
+        mtime: (i64, u32),
+    ) -> Result<(), MfsError>
+    where
+        S: BlockSource + BlockSink + ?Sized,
+    {
+        let t = normalize_mtime(mtime.0, mtime.1).map(|(seconds, nanos)| Mtime { seconds, nanos });
+        self.set_meta(store, path, Meta::Mtime(t)).await
+    }
+
+    /// boxo's `File`/`Directory` `SetMode`/`SetModTime` then `updateChildEntry` up to the root.
+    async fn set_meta<S>(&mut self, store: &S, path: &str, meta: Meta) -> Result<(), MfsError>
+    where
+        S: BlockSource + BlockSink + ?Sized,
+    {
+        let p = parse_path(path)?;
+        let mut tx = Tx::new(store);
+        let comps = p.components();
+        let (cid, _) = Self::lookup(&tx, &self.root, comps).await?;
+        let block = tx.get(&cid).await?;
+        let built = match cid.codec() {
+            RAW => PbNode {
+                links: Vec::new(),
+                data: meta.wrap_raw(&block).encode()?,
+            }
+            .build(&Prefix::V0)?,
+            DAG_PB => {
+                let mut node = PbNode::decode(&cid, &block)?;
+                let mut fs = FsData::decode(&node.data)?;
+                if fs.kind == T_HAMT {
+                    return Err(MfsError::Unsupported(
+                        "HAMT-sharded directories are not supported by cairn's MFS".into(),
+                    ));
+                }
+                meta.apply(&mut fs);
+                node.data = fs.encode()?;
+                node.build(&Prefix::of(&cid))?
+            }
+            _ => {
+                return Err(MfsError::Invalid(
+                    "unrecognized node type in cache node".into(),
+                ));
+            }
+        };
+        let Some((name, parent)) = comps.split_last() else {
+            let root = built.cid();
+            tx.put(built.block);
+            return self.commit(tx, root).await;
+        };
+        let mut chain = Self::dir_chain(&tx, &self.root, parent, "").await?;
+        if let Some(d) = chain.last_mut() {
+            d.set_child(name, built.cid(), built.size);
+        }
+        tx.put(built.block);
+        let root = Self::rebuild(&mut tx, chain, parent)?;
         self.commit(tx, root).await
     }
 }
