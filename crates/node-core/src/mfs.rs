@@ -306,4 +306,40 @@ impl Node {
         s.mfs.chcid(&s.store, path, cid_version, hash).await?;
         self.mfs_end(s).await
     }
+    /// `ipfs files chmod <mode> <path>` (Kubo 0.30+): sets the UnixFS 1.5 mode of the file or
+    /// directory at `path` (the root included) and saves the new root. `mode` is Go's
+    /// `os.FileMode` as Kubo parses it from octal (`0o755`); boxo keeps the bits `0o777` (see
+    /// [`cairn_unixfs::mfs::Mfs::chmod`], which also says what becomes of a raw-block file).
+    ///
+    /// # Errors
+    /// [`NodeError::Mfs`] with Kubo's message (`file does not exist`, path errors); store
+    /// errors.
+    pub async fn files_chmod(
+        &self,
+        path: &str,
+        mode: u32,
+        fetch: FetchOptions,
+    ) -> Result<(), NodeError> {
+        let mut s = self.mfs_begin(fetch).await?;
+        s.mfs.chmod(&s.store, path, mode).await?;
+        self.mfs_end(s).await
+    }
+
+    /// `ipfs files touch [--mtime S] [--mtime-nsecs N] <path>` (Kubo 0.30+): sets the UnixFS 1.5
+    /// mtime of the file or directory at `path` (the root included) to `mtime` (Unix seconds,
+    /// nanoseconds) and saves the new root; see [`cairn_unixfs::mfs::Mfs::touch`]. Kubo's "now
+    /// when `--mtime` is absent or 0" is the RPC's part.
+    ///
+    /// # Errors
+    /// As [`Node::files_chmod`].
+    pub async fn files_touch(
+        &self,
+        path: &str,
+        mtime: (i64, u32),
+        fetch: FetchOptions,
+    ) -> Result<(), NodeError> {
+        let mut s = self.mfs_begin(fetch).await?;
+        s.mfs.touch(&s.store, path, mtime).await?;
+        self.mfs_end(s).await
+    }
 }

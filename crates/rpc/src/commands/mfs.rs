@@ -1,6 +1,6 @@
 //! Kubo's `files/*` commands (MFS): `files/mkdir`, `files/write`, `files/read`, `files/ls`,
-//! `files/stat`, `files/cp`, `files/mv`, `files/rm`, `files/flush`, `files/chcid`. Each parses
-//! Kubo 0.22's options (`core/commands/files.go`: names, aliases, defaults, the checks Kubo makes
+//! `files/stat`, `files/cp`, `files/mv`, `files/rm`, `files/flush`, `files/chcid`, and Kubo 0.30's
+//! `files/chmod` and `files/touch` (UnixFS 1.5 mode and mtime). Each parses Kubo's options (`core/commands/files.go`: names, aliases, defaults, the checks Kubo makes
 //! before running) and output shapes, and calls [`cairn_node_core::Node`]'s `files_*` methods.
 //!
 //! `flush`/`f` is accepted and ignored: every cairn MFS command is flushed and durable when it
@@ -263,4 +263,118 @@ pub(crate) async fn chcid(state: &ApiState, req: &CommandRequest) -> Result<Outp
         .await
         .map_err(node_error)?;
     Ok(Output::Empty)
+}
+
+/// Go's `strconv.ParseInt(s, 8, 32)` as Kubo's `files chmod` calls it: an optional sign, then
+/// octal digits only (no `0o` prefix, no `_`); the value must fit an `int32`. The errors are
+/// Go's texts (`strconv.ParseInt: parsing "9": invalid syntax`, `... value out of range`).
+pub(crate) fn parse_octal_i32(s: &str) -> Result<i64, String> {
+    let syntax = || format!("strconv.ParseInt: parsing {s:?}: invalid syntax");
+    let range = || format!("strconv.ParseInt: parsing {s:?}: value out of range");
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return Err(syntax());
+    }
+    let mut n: u64 = 0;
+    for c in digits.bytes() {
+        if !(b'0'..=b'7').contains(&c) {
+            return Err(syntax());
+        }
+        n = n * 8 + u64::from(c - b'0');
+        if n > u64::from(u32::MAX) {
+            return Err(range());
+        }
+    }
+    let cutoff = 1u64 << 31;
+    if (!neg && n >= cutoff) || (neg && n > cutoff) {
+        return Err(range());
+    }
+    let v = n as i64;
+    Ok(if neg { -v } else { v })
+}
+
+/// `files/chmod <mode> <path>` (Kubo 0.30+): `mode` in octal as Go's `strconv.ParseInt(mode,
+/// 8, 32)` reads it (`755`, `0644`), applied as `os.FileMode(mode)` (see
+/// [`cairn_node_core::unixfs::mfs::Mfs::chmod`] for the bits kept). No output, as Kubo's.
+pub(crate) async fn chmod(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let mode = req.arg(0, "mode")?;
+    let path = req.arg(1, "path")?;
+    // Kubo checks the path first, then parses the mode.
+    cairn_node_core::unixfs::mfs::parse_path(path).map_err(|e| ApiError::command(e))?;
+    let mode = parse_octal_i32(mode).map_err(ApiError::command)?;
+    state
+        .inner
+        .node
+        .files_chmod(path, mode as u32, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+/// `files/touch <path>` (Kubo 0.30+; `mtime`: Unix seconds, `mtime-nsecs`: nanoseconds): sets
+/// the mtime to `time.Unix(mtime, mtime-nsecs)`, or to now when `mtime` is absent or 0 (then
+/// `mtime-nsecs` is ignored), as Kubo's `filesTouchCmd`. No output.
+pub(crate) async fn touch(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
+    let path = req.arg(0, "path")?;
+    let secs: i64 = match req.opt(&["mtime"])? {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| ApiError::client(format!("invalid value {v:?} for mtime")))?,
+    };
+    let nsecs: u64 = match req.opt(&["mtime-nsecs"])? {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| ApiError::client(format!("invalid value {v:?} for mtime-nsecs")))?,
+    };
+    let mtime = if secs != 0 {
+        // Go's time.Unix carries whole seconds out of the nanoseconds.
+        let carry = i64::try_from(nsecs / 1_000_000_000).unwrap_or(i64::MAX);
+        (secs.wrapping_add(carry), (nsecs % 1_000_000_000) as u32)
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (
+            i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            now.subsec_nanos(),
+        )
+    };
+    state
+        .inner
+        .node
+        .files_touch(path, mtime, req.fetch_options())
+        .await
+        .map_err(node_error)?;
+    Ok(Output::Empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_octal_i32;
+
+    #[test]
+    fn octal_mode_parsing_is_gos() {
+        assert_eq!(parse_octal_i32("755"), Ok(0o755));
+        assert_eq!(parse_octal_i32("0644"), Ok(0o644));
+        assert_eq!(parse_octal_i32("+7"), Ok(7));
+        assert_eq!(parse_octal_i32("-1"), Ok(-1));
+        assert_eq!(parse_octal_i32("17777777777"), Ok(i64::from(i32::MAX)));
+        assert_eq!(parse_octal_i32("-20000000000"), Ok(i64::from(i32::MIN)));
+        assert_eq!(
+            parse_octal_i32("20000000000"),
+            Err("strconv.ParseInt: parsing \"20000000000\": value out of range".into())
+        );
+        for bad in ["", "-", "9", "0o755", "7_5", "rwx"] {
+            assert_eq!(
+                parse_octal_i32(bad),
+                Err(format!("strconv.ParseInt: parsing {bad:?}: invalid syntax"))
+            );
+        }
+    }
 }
