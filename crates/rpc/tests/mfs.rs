@@ -195,3 +195,61 @@ async fn files_commands_match_kubo() {
     assert_eq!(refs.status, 200, "{}", refs.text());
     assert!(refs.stream_error().is_none(), "{}", refs.text());
 }
+
+/// The MFS root's CID as `files/stat /` answers it.
+async fn root(api: &Api) -> String {
+    api.post("/api/v0/files/stat?arg=/").await.json()["Hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `files/chmod` and `files/touch` (Kubo 0.30+): empty answers, Kubo's errors, and the root's
+/// CID derived by hand (dag-pb `{Data: {Type: Directory, mode: 0o755, mtime: {1630937926, 7}}}`
+/// hashed to CIDv0 outside cairn).
+#[tokio::test]
+async fn files_chmod_and_touch() {
+    let api = start().await;
+    let a = api.post("/api/v0/files/chmod?arg=755&arg=/").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.text(), "");
+    assert_eq!(
+        root(&api).await,
+        "QmRviohgafvCsbkiTgfQFipbuXJ6k1YtoiaQW4quttJPKu"
+    );
+    let a = api
+        .post("/api/v0/files/touch?arg=/&mtime=1630937926&mtime-nsecs=7")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.text(), "");
+    assert_eq!(
+        root(&api).await,
+        "QmaECYhmGbbgGQeYc9GwCPUwkfnmtKRxTL8RB3Vetypvtv"
+    );
+    // Without --mtime: now, so the root changes again.
+    let a = api.post("/api/v0/files/touch?arg=/").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let now_root = root(&api).await;
+    assert_ne!(now_root, "QmaECYhmGbbgGQeYc9GwCPUwkfnmtKRxTL8RB3Vetypvtv");
+    assert_kubo_error(
+        &api.post("/api/v0/files/chmod?arg=9&arg=/").await,
+        500,
+        "strconv.ParseInt: parsing \"9\": invalid syntax",
+    );
+    assert_kubo_error(
+        &api.post("/api/v0/files/chmod?arg=644&arg=/missing").await,
+        500,
+        "file does not exist",
+    );
+    assert_kubo_error(
+        &api.post("/api/v0/files/touch?arg=/missing&mtime=5").await,
+        500,
+        "file does not exist",
+    );
+    assert_kubo_error(
+        &api.post("/api/v0/files/chmod?arg=644&arg=rel").await,
+        500,
+        "paths must start with a leading slash",
+    );
+    assert_eq!(root(&api).await, now_root);
+}
