@@ -1280,13 +1280,17 @@ fn chmod_touch_file_keeps_fields_links_and_updates_parents() {
         assert_eq!(mfs.read(&store, "/d/f", 0, None).await.unwrap(), b"abcd");
 
         // touch again: nanos 0 leaves the field out; nanos past a second carry (time.Unix).
-        mfs.touch(&store, "/d/f", (-10, 2_000_000_000)).await.unwrap();
+        mfs.touch(&store, "/d/f", (-10, 2_000_000_000))
+            .await
+            .unwrap();
         let mut fs3 = fs.to_vec();
         fs3.extend([0x38, 0xa4, 0x03]);
         mtime_field(-8, 0, &mut fs3);
         assert_eq!(block_of(&store, &mfs, "/d/f").await.1, pb(&links, &fs3));
         // Go's zero time removes the mtime.
-        mfs.touch(&store, "/d/f", (-62_135_596_800, 0)).await.unwrap();
+        mfs.touch(&store, "/d/f", (-62_135_596_800, 0))
+            .await
+            .unwrap();
         let mut fs4 = fs.to_vec();
         fs4.extend([0x38, 0xa4, 0x03]);
         assert_eq!(block_of(&store, &mfs, "/d/f").await.1, pb(&links, &fs4));
