@@ -304,7 +304,7 @@ pub(crate) async fn chmod(state: &ApiState, req: &CommandRequest) -> Result<Outp
     let mode = req.arg(0, "mode")?;
     let path = req.arg(1, "path")?;
     // Kubo checks the path first, then parses the mode.
-    cairn_node_core::unixfs::mfs::parse_path(path).map_err(|e| ApiError::command(e))?;
+    cairn_node_core::unixfs::mfs::parse_path(path).map_err(ApiError::command)?;
     let mode = parse_octal_i32(mode).map_err(ApiError::command)?;
     state
         .inner
