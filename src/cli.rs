@@ -542,6 +542,25 @@ pub enum FilesCmd {
         #[arg(long)]
         hash: Option<String>,
     },
+    /// Set the UnixFS 1.5 POSIX mode of a file or directory (Kubo's `files chmod`).
+    Chmod {
+        /// The mode in octal (`755`, `0644`); the permission bits `0o777` are kept.
+        mode: String,
+        /// The file or directory (`/` included).
+        path: String,
+    },
+    /// Set the UnixFS 1.5 modification time of a file or directory (Kubo's `files touch`).
+    Touch {
+        /// The file or directory (`/` included).
+        path: String,
+        /// Modification time in seconds since the Unix epoch (may be negative); default (or 0):
+        /// now.
+        #[arg(long, allow_hyphen_values = true)]
+        mtime: Option<i64>,
+        /// Nanoseconds of the modification time (ignored without `--mtime`).
+        #[arg(long = "mtime-nsecs")]
+        mtime_nsecs: Option<u64>,
+    },
 }
 
 /// `cairn pin ...`

@@ -306,6 +306,20 @@ async fn files_command(
                 .maybe("hash", hash);
             rpc.bytes("files/chcid", c).await?;
         }
+        FilesCmd::Chmod { mode, path } => {
+            rpc.bytes("files/chmod", call().arg(mode).arg(path)).await?;
+        }
+        FilesCmd::Touch {
+            path,
+            mtime,
+            mtime_nsecs,
+        } => {
+            let c = call()
+                .arg(path)
+                .maybe("mtime", mtime)
+                .maybe("mtime-nsecs", mtime_nsecs);
+            rpc.bytes("files/touch", c).await?;
+        }
     }
     Ok(())
 }
