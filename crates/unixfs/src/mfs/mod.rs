@@ -16,8 +16,8 @@
 //!
 //! Not done: HAMT-sharded directories (Kubo shards a directory past 256 KiB of estimated
 //! links; cairn's MFS refuses to enter a sharded directory and never shards one), `--flush=false`
-//! (every operation here is flushed), identity-hash prefixes, `files stat`/`ls` output of mode and mtime (Kubo 0.30's `Mode`/`Mtime`
-//! fields; cairn follows Kubo 0.22's output). A later `write` keeps the file root's mode and
+//! (every operation here is flushed), identity-hash prefixes, `files stat`/`ls` output of mode
+//! and mtime (Kubo 0.30's `Mode`/`Mtime` fields; cairn follows Kubo 0.22's output). A later `write` keeps the file root's mode and
 //! mtime (its UnixFS data is re-encoded field by field), but no CID of a write after
 //! `chmod`/`touch` has been compared with Kubo's.
 //!
