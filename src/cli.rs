@@ -496,6 +496,9 @@ pub enum FilesCmd {
         /// Print with this format (`<hash>`, `<size>`, `<cumulsize>`, `<childs>`, `<type>`).
         #[arg(long)]
         format: Option<String>,
+        /// Also count how much of the DAG is stored locally (nothing is fetched).
+        #[arg(long)]
+        with_local: bool,
     },
     /// Copy a file or directory (an MFS path or `/ipfs/...`) into MFS.
     Cp {

@@ -228,11 +228,13 @@ async fn files_command(
             hash,
             size,
             format,
+            with_local,
         } => {
             let c = call()
                 .arg(path)
                 .opt("hash", hash)
                 .opt("size", size)
+                .opt("with-local", with_local)
                 .maybe("format", format.clone());
             let v = rpc.json("files/stat", c).await?;
             if json {
@@ -255,6 +257,17 @@ async fn files_command(
                 .replace("<childs>", &v["Blocks"].to_string())
                 .replace("<type>", v["Type"].as_str().unwrap_or_default());
             out!("{text}");
+            if v["WithLocality"].as_bool() == Some(true) {
+                // The ipfs CLI's line: `Local: 1.2 kB of 3.4 kB (35.29%)`.
+                let local = v["SizeLocal"].as_u64().unwrap_or(0);
+                let total = v["CumulativeSize"].as_u64().unwrap_or(0);
+                out!(
+                    "Local: {} of {} ({:.2}%)",
+                    human_bytes(local),
+                    human_bytes(total),
+                    100.0 * local as f64 / total as f64
+                );
+            }
         }
         FilesCmd::Cp {
             source,

@@ -1,7 +1,7 @@
 //! The [`Blockstore`]: verified blocks keyed by multihash, a size index, large blocks as files,
 //! pins, garbage collection, and group-committed durable writes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1315,6 +1315,57 @@ impl Blockstore {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// How much of the DAG under `root` is stored here, as Kubo's `files stat --with-local`
+    /// counts it: `(local, size_local)` where `size_local` is the root block's size in bytes plus,
+    /// for every link, the linked block's own `size_local` (a block linked twice counts twice,
+    /// as Kubo's tree walk does), and `local` is whether nothing under `root` is missing. A
+    /// missing block adds 0 bytes and makes `local` false. Nothing is fetched.
+    ///
+    /// Memory: one entry per distinct block reached (memoised, so shared subtrees cost one
+    /// walk, not one per path).
+    ///
+    /// # Errors
+    /// Engine errors, or [`BlockstoreError::Decode`] for a stored block whose links cannot be
+    /// read.
+    pub fn local_size(&self, root: &Cid) -> Result<(bool, u64)> {
+        let mut memo: HashMap<Cid, (bool, u64)> = HashMap::new();
+        /// A block read (its own size in bytes, its links): finished once its links are.
+        type Read = Option<(u64, Vec<Cid>)>;
+        let mut stack: Vec<(Cid, Read)> = vec![(*root, None)];
+        while let Some((cid, read)) = stack.pop() {
+            match read {
+                None => {
+                    if memo.contains_key(&cid) {
+                        continue;
+                    }
+                    let Some(block) = self.get(&cid)? else {
+                        memo.insert(cid, (false, 0));
+                        continue;
+                    };
+                    let children = links(&cid, block.data())?;
+                    let pending: Vec<Cid> = children
+                        .iter()
+                        .filter(|c| !memo.contains_key(c))
+                        .copied()
+                        .collect();
+                    stack.push((cid, Some((block.data().len() as u64, children))));
+                    stack.extend(pending.into_iter().map(|c| (c, None)));
+                }
+                Some((own, children)) => {
+                    let mut entry = (true, own);
+                    for c in &children {
+                        // Content addressing rules out cycles, so every child is finished.
+                        let (local, size) = memo.get(c).copied().unwrap_or((false, 0));
+                        entry.0 &= local;
+                        entry.1 = entry.1.saturating_add(size);
+                    }
+                    memo.insert(cid, entry);
+                }
+            }
+        }
+        Ok(memo.get(root).copied().unwrap_or((false, 0)))
     }
 
     // ---- garbage collection ------------------------------------------------------------------

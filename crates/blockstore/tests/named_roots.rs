@@ -56,3 +56,33 @@ fn a_named_root_survives_reopening() {
     store.gc().unwrap();
     assert!(store.has(block.cid()).unwrap());
 }
+
+/// `local_size` counts as Kubo's `files stat --with-local` walk does: every link's subtree,
+/// a shared one once per link, missing blocks as 0 bytes and `local = false`.
+#[test]
+fn local_size_counts_like_kubos_tree_walk() {
+    let store = Blockstore::in_memory();
+    let shared = Block::from_data(0x55, b"shared leaf".to_vec()).unwrap();
+    let missing = Block::from_data(0x55, b"never stored".to_vec()).unwrap();
+    let mid = pb_node(&[&shared, &shared]);
+    let whole = pb_node(&[&mid, &shared]);
+    let partial = pb_node(&[&mid, &missing]);
+    store
+        .put_many([shared.clone(), mid.clone(), whole.clone(), partial.clone()])
+        .unwrap();
+    let size = |b: &Block| b.data().len() as u64;
+    let mid_size = size(&mid) + 2 * size(&shared);
+    assert_eq!(
+        store.local_size(whole.cid()).unwrap(),
+        (true, size(&whole) + mid_size + size(&shared))
+    );
+    assert_eq!(
+        store.local_size(partial.cid()).unwrap(),
+        (false, size(&partial) + mid_size)
+    );
+    assert_eq!(store.local_size(missing.cid()).unwrap(), (false, 0));
+    assert_eq!(
+        store.local_size(shared.cid()).unwrap(),
+        (true, size(&shared))
+    );
+}

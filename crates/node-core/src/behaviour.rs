@@ -215,8 +215,11 @@ fn dht(
     let others = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
-            max_records: 64 * 1024,
-            max_value_bytes: 65 * 1024,
+            // Value records (`/ipns/`, `/pk/`): the IPNS spec caps a record at 10 KiB, so at
+            // most 16,384 records x 10 KiB = 160 MiB per DHT (LAN and WAN each), a bound no
+            // peer can push past; past it, new keys are refused (kad's MaxRecords).
+            max_records: 16 * 1024,
+            max_value_bytes: cairn_ipns::MAX_RECORD_SIZE,
             max_providers_per_key: 64,
             // Other peers' provider records only; this node's own come from the blockstore.
             max_provided_keys: 1 << 20,

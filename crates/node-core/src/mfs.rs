@@ -235,6 +235,16 @@ impl Node {
         Ok(m.stat(&s, path).await?)
     }
 
+    /// How much of the DAG under `cid` is in the local store, never fetching: `(local,
+    /// size_local)` as Kubo's `files stat --with-local` reports them (`Local`, `SizeLocal`;
+    /// see [`Blockstore::local_size`](cairn_blockstore::Blockstore::local_size)).
+    ///
+    /// # Errors
+    /// Store errors, [`NodeError::NodeStopped`].
+    pub async fn local_size(&self, cid: Cid) -> Result<(bool, u64), NodeError> {
+        self.blocking(move |store| store.local_size(&cid)).await
+    }
+
     /// `files cp [-p]` (see [`Mfs::cp`]).
     ///
     /// # Errors

@@ -794,7 +794,7 @@ impl Node {
         self.shared.mfs_lock.clone()
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Blockstore) -> Result<T, cairn_blockstore::BlockstoreError> + Send + 'static,
     ) -> Result<T, NodeError> {

@@ -253,3 +253,60 @@ async fn files_chmod_and_touch() {
     );
     assert_eq!(root(&api).await, now_root);
 }
+
+/// `files/stat --with-local`: Kubo's `WithLocality`/`Local`/`SizeLocal` (omitted when false or
+/// 0), counted over the stored blocks only; a removed leaf makes the DAG non-local and its
+/// bytes drop out of `SizeLocal`.
+#[tokio::test]
+async fn files_stat_with_local_counts_stored_blocks() {
+    let api = start().await;
+    let added = api
+        .post_files(
+            "/api/v0/add?chunker=size-10&pin=false",
+            &[b"thirty bytes of file content.."],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text());
+    let cid = added.lines().last().unwrap()["Hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cp = api
+        .post(&format!("/api/v0/files/cp?arg=/ipfs/{cid}&arg=/f"))
+        .await;
+    assert_eq!(cp.status, 200, "{}", cp.text());
+    let st = api
+        .post("/api/v0/files/stat?arg=/f&with-local=true")
+        .await
+        .json();
+    assert_eq!(st["Hash"], cid.as_str());
+    assert_eq!(st["WithLocality"], true);
+    assert_eq!(st["Local"], true);
+    assert_eq!(st["SizeLocal"], st["CumulativeSize"]);
+    // Without the flag the fields are absent.
+    let plain = api.post("/api/v0/files/stat?arg=/f").await.json();
+    assert!(plain.get("WithLocality").is_none(), "{plain}");
+
+    // Remove one leaf: 3 leaves of 10 bytes, so the root has 3 links.
+    let refs = api.post(&format!("/api/v0/refs?arg={cid}")).await.lines();
+    assert_eq!(refs.len(), 3, "{refs:?}");
+    let leaf = refs[1]["Ref"].as_str().unwrap().to_string();
+    let leaf_size = api
+        .post(&format!("/api/v0/block/stat?arg={leaf}"))
+        .await
+        .json()["Size"]
+        .as_u64()
+        .unwrap();
+    let rm = api.post(&format!("/api/v0/block/rm?arg={leaf}")).await;
+    assert_eq!(rm.status, 200, "{}", rm.text());
+    let st = api
+        .post("/api/v0/files/stat?arg=/f&with-local=true")
+        .await
+        .json();
+    assert_eq!(st["WithLocality"], true);
+    assert!(st.get("Local").is_none(), "{st}");
+    assert_eq!(
+        st["SizeLocal"].as_u64().unwrap(),
+        st["CumulativeSize"].as_u64().unwrap() - leaf_size
+    );
+}

@@ -155,11 +155,14 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
     })))
 }
 
-/// `files/stat <path>` (`format`, `hash`, `size`; only one of them): Kubo's `statOutput`.
+/// `files/stat <path>` (`format`, `hash`, `size`; only one of them; `with-local`): Kubo's
+/// `statOutput`. With `with-local` it adds `WithLocality`, `Local` and `SizeLocal` (how many
+/// bytes of the DAG, counted as Kubo's tree walk counts them, are stored here; nothing fetched).
 pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let path = req.arg(0, "path")?;
     let hash = req.flag(&["hash"], false)?;
     let size = req.flag(&["size"], false)?;
+    let with_local = req.flag(&["with-local"], false)?;
     let format = req.opt(&["format"])?.is_some_and(|f| {
         f != "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>"
     });
@@ -172,13 +175,30 @@ pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Outpu
         .files_stat(path, req.fetch_options())
         .await
         .map_err(node_error)?;
-    Ok(Output::Once(json!({
+    let mut out = json!({
         "Hash": st.hash.to_string(),
         "Size": st.size,
         "CumulativeSize": st.cumulative_size,
         "Blocks": st.blocks,
         "Type": st.kind,
-    })))
+    });
+    if with_local {
+        let (local, size_local) = state
+            .inner
+            .node
+            .local_size(st.hash)
+            .await
+            .map_err(node_error)?;
+        // Kubo's fields are `omitempty`: false and 0 are left out.
+        out["WithLocality"] = json!(true);
+        if local {
+            out["Local"] = json!(true);
+        }
+        if size_local > 0 {
+            out["SizeLocal"] = json!(size_local);
+        }
+    }
+    Ok(Output::Once(out))
 }
 
 /// `files/cp <source> <dest>` (`parents`/`p`): no output.
