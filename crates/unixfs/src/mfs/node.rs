@@ -220,9 +220,6 @@ pub(crate) const T_SYMLINK: u64 = 4;
 /// HAMT shard.
 pub(crate) const T_HAMT: u64 = 5;
 
-/// Most `blocksizes` accepted in one node (a 2 MiB block cannot hold more links).
-const MAX_BLOCKSIZES: usize = 1 << 20;
-
 fn varint(buf: &[u8]) -> Result<(u64, &[u8]), MfsError> {
     unsigned_varint::decode::u64(buf)
         .map_err(|e| MfsError::Invalid(format!("UnixFS protobuf: {e}")))
@@ -238,65 +235,22 @@ impl FsData {
         }
     }
 
-    /// Decodes UnixFS `Data` bytes; a missing `Type` is an error (gogo checks required fields).
-    pub fn decode(mut buf: &[u8]) -> Result<FsData, MfsError> {
-        let mut out = FsData::default();
-        let mut kind = None;
-        while !buf.is_empty() {
-            let (key, rest) = varint(buf)?;
-            buf = rest;
-            let (field, wire) = (key >> 3, key & 7);
-            match wire {
-                0 => {
-                    let (v, rest) = varint(buf)?;
-                    buf = rest;
-                    match field {
-                        1 => kind = Some(v),
-                        3 => out.filesize = Some(v),
-                        4 if out.blocksizes.len() < MAX_BLOCKSIZES => out.blocksizes.push(v),
-                        4 => return Err(MfsError::Invalid("too many blocksizes".into())),
-                        5 => out.hash_type = Some(v),
-                        6 => out.fanout = Some(v),
-                        7 => out.mode = Some(v as u32),
-                        _ => {}
-                    }
-                }
-                2 => {
-                    let (len, rest) = varint(buf)?;
-                    let len = usize::try_from(len)
-                        .ok()
-                        .filter(|&l| l <= rest.len())
-                        .ok_or_else(|| MfsError::Invalid("truncated UnixFS field".into()))?;
-                    let (body, rest) = rest.split_at(len);
-                    buf = rest;
-                    match field {
-                        2 => out.data = Some(body.to_vec()),
-                        4 => {
-                            let mut p = body;
-                            while !p.is_empty() {
-                                if out.blocksizes.len() >= MAX_BLOCKSIZES {
-                                    return Err(MfsError::Invalid("too many blocksizes".into()));
-                                }
-                                let (v, rest) = varint(p)?;
-                                out.blocksizes.push(v);
-                                p = rest;
-                            }
-                        }
-                        8 => out.mtime = Some(decode_mtime(body)?),
-                        _ => {}
-                    }
-                }
-                5 if buf.len() >= 4 => buf = &buf[4..],
-                1 if buf.len() >= 8 => buf = &buf[8..],
-                _ => {
-                    return Err(MfsError::Invalid(format!(
-                        "bad UnixFS protobuf wire type {wire}"
-                    )));
-                }
-            }
-        }
-        out.kind = kind.ok_or_else(|| MfsError::Invalid("UnixFS Data has no Type".into()))?;
-        Ok(out)
+    /// Decodes UnixFS `Data` bytes (with the exporter's reader); a missing `Type` is an error
+    /// (gogo checks required fields).
+    pub fn decode(buf: &[u8]) -> Result<FsData, MfsError> {
+        let d = crate::exporter::unixfs_pb::parse_data(buf).map_err(MfsError::Invalid)?;
+        Ok(FsData {
+            kind: d
+                .kind
+                .ok_or_else(|| MfsError::Invalid("UnixFS Data has no Type".into()))?,
+            data: d.data,
+            filesize: d.filesize,
+            blocksizes: d.blocksizes,
+            hash_type: d.hash_type,
+            fanout: d.fanout,
+            mode: d.mode,
+            mtime: d.mtime.as_deref().map(decode_mtime).transpose()?,
+        })
     }
 
     /// Encodes as gogo-protobuf marshals boxo's `pb.Data` (fields in number order, set ones only).
