@@ -443,8 +443,7 @@ impl DagMod {
         let block = tx.get(cur).await?;
         let base = FsNode::load(cur, &block)?;
         let built = self.append(tx, base, chunks).await?;
-        let cid = built.cid();
-        tx.put(built.block);
+        let cid = tx.keep(built);
         Ok(cid)
     }
 
@@ -509,8 +508,7 @@ impl DagMod {
             return self.expand_sparse(tx, &cur, size - real).await;
         }
         let built = dag_truncate(tx, cur, size, 0).await?;
-        let cid = built.cid();
-        tx.put(built.block);
+        let cid = tx.keep(built);
         Ok(cid)
     }
 }
@@ -572,8 +570,7 @@ where
                 data: fs.encode()?,
             }
             .build(&Prefix::of(&cid))?;
-            let new = built.cid();
-            tx.put(built.block);
+            let new = tx.keep(built);
             return Ok(new);
         }
         let mut offset = offset;
@@ -593,8 +590,7 @@ where
             cur = cur.saturating_add(bs);
         }
         let built = node.build(&Prefix::of(&cid))?;
-        let new = built.cid();
-        tx.put(built.block);
+        let new = tx.keep(built);
         Ok(new)
     })
 }

@@ -245,8 +245,7 @@ impl Mfs {
     {
         let mut tx = Tx::new(store);
         let built = Dir::empty(Prefix::V0).build()?;
-        let root = built.cid();
-        tx.put(built.block);
+        let root = tx.keep(built);
         tx.commit().await?;
         Ok(Mfs { root })
     }
@@ -340,8 +339,7 @@ impl Mfs {
             tx.put(built.block);
             built = parent.build()?;
         }
-        let root = built.cid();
-        tx.put(built.block);
+        let root = tx.keep(built);
         Ok(root)
     }
 
@@ -498,9 +496,7 @@ impl Mfs {
                     data: fs.encode()?,
                 }
                 .build(&prefix)?;
-                let cid = built.cid();
-                tx.put(built.block);
-                cid
+                tx.keep(built)
             }
             Err(e) => return Err(e),
         };
@@ -1036,8 +1032,7 @@ impl Mfs {
             }
         };
         let Some((name, parent)) = comps.split_last() else {
-            let root = built.cid();
-            tx.put(built.block);
+            let root = tx.keep(built);
             return self.commit(tx, root).await;
         };
         let mut chain = Self::dir_chain(&tx, &self.root, parent, "").await?;

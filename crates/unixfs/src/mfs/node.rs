@@ -361,6 +361,13 @@ impl<'a, S: BlockSource + BlockSink + ?Sized> Tx<'a, S> {
         self.order.push(block);
     }
 
+    /// Adds a built node's block (as [`Tx::put`]) and returns its CID.
+    pub fn keep(&mut self, built: Built) -> Cid {
+        let cid = built.cid();
+        self.put(built.block);
+        cid
+    }
+
     /// Stores every new block (children before parents) in one `put_many`.
     pub async fn commit(self) -> Result<(), MfsError> {
         if self.order.is_empty() {
