@@ -247,16 +247,10 @@ async fn files_command(
                 "<cumulsize>".to_string()
             } else {
                 format.unwrap_or_else(|| {
-                    "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>".into()
+                    "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>\nMode: <mode> (<mode-octal>)\nMtime: <mtime>".into()
                 })
             };
-            let text = f
-                .replace("<hash>", v["Hash"].as_str().unwrap_or_default())
-                .replace("<size>", &v["Size"].to_string())
-                .replace("<cumulsize>", &v["CumulativeSize"].to_string())
-                .replace("<childs>", &v["Blocks"].to_string())
-                .replace("<type>", v["Type"].as_str().unwrap_or_default());
-            out!("{text}");
+            out!("{}", stat_text(&f, &v));
             if v["WithLocality"].as_bool() == Some(true) {
                 // The ipfs CLI's line: `Local: 1.2 kB of 3.4 kB (35.29%)`.
                 let local = v["SizeLocal"].as_u64().unwrap_or(0);
@@ -335,6 +329,70 @@ async fn files_command(
         }
     }
     Ok(())
+}
+
+/// `files stat`'s answer through a `--format` template, as the ipfs CLI fills it: `<hash>`,
+/// `<size>`, `<cumulsize>`, `<childs>`, `<type>`, `<mode>` (Go's `FileMode.String`, lower
+/// case), `<mode-octal>`, `<mtime>` (`2 Jan 2006, 15:04:05 UTC`), `<mtime-secs>`,
+/// `<mtime-nsecs>`; an unset mode or mtime prints `not set`.
+fn stat_text(template: &str, v: &Value) -> String {
+    const UNSET: &str = "not set";
+    let mode = v["Mode"]
+        .as_str()
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .filter(|m| *m != 0);
+    let (mode_s, mode_o) = match mode {
+        Some(m) => (
+            go_file_mode_string(m).to_lowercase(),
+            format!("0{:o}", m & 0o777),
+        ),
+        None => (UNSET.into(), UNSET.into()),
+    };
+    let secs = v["Mtime"].as_i64().unwrap_or(0);
+    let nanos = v["MtimeNsecs"].as_u64().unwrap_or(0);
+    let (mtime, mtime_s, mtime_n) = if secs > 0 {
+        let when = time::OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .and_then(|t| {
+                let f = time::macros::format_description!(
+                    "[day padding:none] [month repr:short] [year], [hour]:[minute]:[second] UTC"
+                );
+                t.format(&f).ok()
+            })
+            .unwrap_or_default();
+        (when, secs.to_string(), nanos.to_string())
+    } else {
+        (UNSET.into(), UNSET.into(), UNSET.into())
+    };
+    template
+        .replace("<hash>", v["Hash"].as_str().unwrap_or_default())
+        .replace("<size>", &v["Size"].to_string())
+        .replace("<cumulsize>", &v["CumulativeSize"].to_string())
+        .replace("<childs>", &v["Blocks"].to_string())
+        .replace("<type>", v["Type"].as_str().unwrap_or_default())
+        .replace("<mode>", &mode_s)
+        .replace("<mode-octal>", &mode_o)
+        .replace("<mtime>", &mtime)
+        .replace("<mtime-secs>", &mtime_s)
+        .replace("<mtime-nsecs>", &mtime_n)
+}
+
+/// Go's `os.FileMode.String`: one letter per type bit set (`dalTLDpSugct?`, from bit 31
+/// down), `-` when none, then `rwxrwxrwx` with `-` for the bits not set.
+fn go_file_mode_string(m: u32) -> String {
+    let mut out: String = "dalTLDpSugct?"
+        .chars()
+        .enumerate()
+        .filter(|(i, _)| m & (1 << (31 - i)) != 0)
+        .map(|(_, c)| c)
+        .collect();
+    if out.is_empty() {
+        out.push('-');
+    }
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        out.push(if m & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    out
 }
 
 /// A byte count as Go's `humanize.Bytes` prints it (SI units: `83 MB`, `1.2 kB`), which the ipfs
@@ -1209,5 +1267,34 @@ fn print_strings(v: &Value, json: bool) {
         for s in v["Strings"].as_array().into_iter().flatten() {
             out!("{}", s.as_str().unwrap_or_default());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `files stat`'s text as the ipfs CLI prints it: Go's `FileMode.String` lowered, the octal
+    /// permission bits, and Go's `2 Jan 2006, 15:04:05 MST` in UTC; `not set` when absent.
+    #[test]
+    fn stat_text_prints_mode_and_mtime_as_the_ipfs_cli() {
+        let template = "<type> <mode> (<mode-octal>) <mtime> <mtime-secs> <mtime-nsecs>";
+        let dir = serde_json::json!({
+            "Type": "directory", "Mode": "20000000755", "Mtime": 1630937926, "MtimeNsecs": 7
+        });
+        assert_eq!(
+            stat_text(template, &dir),
+            "directory drwxr-xr-x (0755) 6 Sep 2021, 14:18:46 UTC 1630937926 7"
+        );
+        let file = serde_json::json!({"Type": "file", "Mode": "0644"});
+        assert_eq!(
+            stat_text(template, &file),
+            "file -rw-r--r-- (0644) not set not set not set"
+        );
+        // setuid (Go's ModeSetuid, bit 23) prints `u`; the octal form keeps only 0o777.
+        assert_eq!(go_file_mode_string((1 << 23) | 0o755), "urwxr-xr-x");
+        assert_eq!(go_file_mode_string(0), "----------");
+        let bare = serde_json::json!({"Hash": "Qm", "Size": 3, "Type": "file"});
+        assert_eq!(stat_text("<hash> <size> <mode>", &bare), "Qm 3 not set");
     }
 }

@@ -226,6 +226,27 @@ async fn files_chmod_and_touch() {
         root(&api).await,
         "QmaECYhmGbbgGQeYc9GwCPUwkfnmtKRxTL8RB3Vetypvtv"
     );
+    // Kubo 0.30+'s stat: Mode is `%04o` of Go's os.FileMode (ModeDir is bit 31).
+    let st = api.post("/api/v0/files/stat?arg=/").await.json();
+    assert_eq!(st["Mode"], "20000000755", "{st}");
+    assert_eq!(st["Mtime"], 1630937926);
+    assert_eq!(st["MtimeNsecs"], 7);
+    // Kubo's default format (new and pre-0.30) counts as no format beside `hash`.
+    for f in [
+        "%3Chash%3E%0ASize%3A%20%3Csize%3E%0ACumulativeSize%3A%20%3Ccumulsize%3E%0AChildBlocks%3A%20%3Cchilds%3E%0AType%3A%20%3Ctype%3E%0AMode%3A%20%3Cmode%3E%20(%3Cmode-octal%3E)%0AMtime%3A%20%3Cmtime%3E",
+        "%3Chash%3E%0ASize%3A%20%3Csize%3E%0ACumulativeSize%3A%20%3Ccumulsize%3E%0AChildBlocks%3A%20%3Cchilds%3E%0AType%3A%20%3Ctype%3E",
+    ] {
+        let a = api
+            .post(&format!("/api/v0/files/stat?arg=/&hash=true&format={f}"))
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+    assert_eq!(
+        api.post("/api/v0/files/stat?arg=/&hash=true&format=%3Chash%3E")
+            .await
+            .status,
+        400
+    );
     // Without --mtime: now, so the root changes again.
     let a = api.post("/api/v0/files/touch?arg=/").await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -283,9 +304,18 @@ async fn files_stat_with_local_counts_stored_blocks() {
     assert_eq!(st["WithLocality"], true);
     assert_eq!(st["Local"], true);
     assert_eq!(st["SizeLocal"], st["CumulativeSize"]);
-    // Without the flag the fields are absent.
+    // Without the flag the fields are absent, and so are Mode and Mtime (`add` stored none).
     let plain = api.post("/api/v0/files/stat?arg=/f").await.json();
-    assert!(plain.get("WithLocality").is_none(), "{plain}");
+    for absent in [
+        "WithLocality",
+        "Local",
+        "SizeLocal",
+        "Mode",
+        "Mtime",
+        "MtimeNsecs",
+    ] {
+        assert!(plain.get(absent).is_none(), "{absent}: {plain}");
+    }
 
     // Remove one leaf: 3 leaves of 10 bytes, so the root has 3 links.
     let refs = api.post(&format!("/api/v0/refs?arg={cid}")).await.lines();

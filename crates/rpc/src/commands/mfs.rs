@@ -155,6 +155,13 @@ pub(crate) async fn ls(state: &ApiState, req: &CommandRequest) -> Result<Output,
     })))
 }
 
+/// Kubo's default `files stat --format` (since 0.30).
+const DEFAULT_STAT_FORMAT: &str = "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>\nMode: <mode> (<mode-octal>)\nMtime: <mtime>";
+
+/// Kubo's default `files stat --format` before 0.30.
+const DEFAULT_STAT_FORMAT_BEFORE_0_30: &str =
+    "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>";
+
 /// `files/stat <path>` (`format`, `hash`, `size`; only one of them; `with-local`): Kubo's
 /// `statOutput`. With `with-local` it adds `WithLocality`, `Local` and `SizeLocal` (how many
 /// bytes of the DAG, counted as Kubo's tree walk counts them, are stored here; nothing fetched).
@@ -163,9 +170,11 @@ pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Outpu
     let hash = req.flag(&["hash"], false)?;
     let size = req.flag(&["size"], false)?;
     let with_local = req.flag(&["with-local"], false)?;
-    let format = req.opt(&["format"])?.is_some_and(|f| {
-        f != "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>"
-    });
+    // Kubo's default format counts as no format; so does its default before 0.30 (the same
+    // first five lines, without Mode and Mtime), which older clients send.
+    let format = req
+        .opt(&["format"])?
+        .is_some_and(|f| f != DEFAULT_STAT_FORMAT && f != DEFAULT_STAT_FORMAT_BEFORE_0_30);
     if [hash, size, format].iter().filter(|b| **b).count() > 1 {
         return Err(ApiError::client(ERR_FORMAT));
     }
@@ -182,6 +191,18 @@ pub(crate) async fn stat(state: &ApiState, req: &CommandRequest) -> Result<Outpu
         "Blocks": st.blocks,
         "Type": st.kind,
     });
+    // Kubo's `omitempty` fields: Mode as `%04o` of the Go `os.FileMode` bits.
+    if st.mode != 0 {
+        out["Mode"] = json!(format!("{:04o}", st.mode));
+    }
+    if let Some(t) = st.mtime {
+        if t.seconds != 0 {
+            out["Mtime"] = json!(t.seconds);
+        }
+        if t.nanos > 0 {
+            out["MtimeNsecs"] = json!(t.nanos);
+        }
+    }
     if with_local {
         let (local, size_local) = state
             .inner

@@ -16,10 +16,10 @@
 //!
 //! Not done: HAMT-sharded directories (Kubo shards a directory past 256 KiB of estimated
 //! links; cairn's MFS refuses to enter a sharded directory and never shards one), `--flush=false`
-//! (every operation here is flushed), identity-hash prefixes, `files stat`/`ls` output of mode
-//! and mtime (Kubo 0.30's `Mode`/`Mtime` fields; cairn follows Kubo 0.22's output). A later `write` keeps the file root's mode and
-//! mtime (its UnixFS data is re-encoded field by field), but no CID of a write after
-//! `chmod`/`touch` has been compared with Kubo's.
+//! (every operation here is flushed), identity-hash prefixes. [`Mfs::stat`] reports mode and
+//! mtime as Kubo 0.30+ does ([`Stat::mode`], [`Stat::mtime`]); `ls` does not (Kubo's neither).
+//! A later `write` keeps the file root's mode and mtime (its UnixFS data is re-encoded field by
+//! field), but no CID of a write after `chmod`/`touch` has been compared with Kubo's.
 //!
 //! [`Mfs::chmod`] and [`Mfs::touch`] are Kubo 0.30's `files chmod`/`files touch` (boxo `mfs.Chmod`
 //! and `mfs.Touch`): they set the UnixFS 1.5 `mode`/`mtime` fields of one node.
@@ -125,6 +125,42 @@ pub struct Stat {
     pub blocks: u64,
     /// `"file"` or `"directory"`.
     pub kind: &'static str,
+    /// Kubo's `Mode`: the node's UnixFS 1.5 permissions as Go `os.FileMode` bits (boxo's
+    /// `FSNode.Mode`: `0o777` bits, setuid/setgid/sticky moved to Go's bits, and the directory
+    /// or symlink type bit); a symlink without a mode is `ModeSymlink | 0o777`; 0 when unset.
+    pub mode: u32,
+    /// The node's UnixFS 1.5 mtime, when set (boxo's `FSNode.ModTime`: nanoseconds outside
+    /// `1..=999_999_999` are no mtime).
+    pub mtime: Option<Mtime>,
+}
+
+/// Go's `os.ModeDir`.
+pub const GO_MODE_DIR: u32 = 1 << 31;
+/// Go's `os.ModeSymlink`.
+pub const GO_MODE_SYMLINK: u32 = 1 << 27;
+
+/// boxo's `files.UnixPermsToModePerms`: UnixFS permission bits (`0o7777`) as Go
+/// `os.FileMode` bits (setuid, setgid and sticky move to Go's positions).
+fn go_file_mode(unix: u32) -> u32 {
+    (unix & 0o777) | ((unix & 0o6000) << 12) | ((unix & 0o1000) << 11)
+}
+
+/// A node's mode as Kubo's `files stat` reports it (see [`Stat::mode`]).
+fn stat_mode(fs: &FsData) -> u32 {
+    let perms = fs.mode.unwrap_or(0) & 0xFFF;
+    if perms == 0 {
+        return if fs.kind == T_SYMLINK {
+            GO_MODE_SYMLINK | 0o777
+        } else {
+            0
+        };
+    }
+    go_file_mode(perms)
+        | match fs.kind {
+            T_DIRECTORY | T_HAMT => GO_MODE_DIR,
+            T_SYMLINK => GO_MODE_SYMLINK,
+            _ => 0,
+        }
 }
 
 /// A directory being edited.
@@ -1069,10 +1105,8 @@ fn stat_node(cid: &Cid, block: &[u8]) -> Result<Stat, MfsError> {
             let fs = FsData::decode(&node.data)?;
             let (kind, size) = match fs.kind {
                 T_DIRECTORY | T_HAMT => ("directory", 0),
-                T_FILE | T_METADATA | T_RAW => ("file", fs.file_size()),
-                T_SYMLINK => {
-                    return Err(MfsError::Invalid("unrecognized node type: Symlink".into()));
-                }
+                // Kubo 0.30+ reports a symlink as a file (older Kubo refused it).
+                T_FILE | T_METADATA | T_RAW | T_SYMLINK => ("file", fs.file_size()),
                 other => {
                     return Err(MfsError::Invalid(format!(
                         "unrecognized node type: {other}"
@@ -1085,6 +1119,8 @@ fn stat_node(cid: &Cid, block: &[u8]) -> Result<Stat, MfsError> {
                 cumulative_size,
                 blocks: node.links.len() as u64,
                 kind,
+                mode: stat_mode(&fs),
+                mtime: fs.mtime.filter(|t| t.nanos <= 999_999_999),
             })
         }
         RAW => Ok(Stat {
@@ -1093,6 +1129,8 @@ fn stat_node(cid: &Cid, block: &[u8]) -> Result<Stat, MfsError> {
             cumulative_size,
             blocks: 0,
             kind: "file",
+            mode: 0,
+            mtime: None,
         }),
         _ => Err(MfsError::Invalid("not unixfs node (proto or raw)".into())),
     }
