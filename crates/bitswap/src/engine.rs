@@ -81,6 +81,10 @@ pub(crate) enum CoreMsg {
         reply: oneshot::Sender<Result<Block, BitswapError>>,
     },
     SessionClosed(u64),
+    /// A waiter for this CID went away (its future was dropped): if nobody else waits, the
+    /// want ends now, with cancels to the peers asked, as Kubo's wantlist drops a want the
+    /// moment its context is cancelled (the tick would otherwise notice within 200 ms).
+    WaiterGone(Cid),
     Stored {
         blocks: Vec<Block>,
         result: Result<(), String>,
@@ -308,6 +312,14 @@ impl Core {
             CoreMsg::SessionClosed(id) => {
                 self.sessions.remove(&id);
             }
+            CoreMsg::WaiterGone(cid) => {
+                if let Some(w) = self.wants.get_mut(&cid) {
+                    w.waiters.retain(|tx| !tx.is_closed());
+                    if w.waiters.is_empty() && !w.storing {
+                        self.end_want(cid);
+                    }
+                }
+            }
             CoreMsg::Stored { blocks, result } => self.stored(blocks, result),
             CoreMsg::SearchDone(cid) => {
                 self.searches.remove(&cid);
@@ -319,7 +331,15 @@ impl Core {
     fn query(&mut self, q: Query) {
         match q {
             Query::Wantlist(None, tx) => {
-                let _ = tx.send(self.wants.keys().copied().collect());
+                // A waiter dropped just before this query may have its WaiterGone still queued
+                // behind it: the answer counts only wants someone still waits for.
+                let _ = tx.send(
+                    self.wants
+                        .iter()
+                        .filter(|(_, w)| w.storing || w.waiters.iter().any(|t| !t.is_closed()))
+                        .map(|(cid, _)| *cid)
+                        .collect(),
+                );
             }
             Query::Wantlist(Some(peer), tx) => {
                 let list = self
@@ -980,6 +1000,19 @@ impl Core {
         }
     }
 
+    /// Ends a want nobody waits for any more: removed, and a cancel queued for every peer
+    /// that was asked.
+    fn end_want(&mut self, cid: Cid) {
+        if let Some(w) = self.wants.remove(&cid) {
+            for peer in w.asked {
+                self.outbox
+                    .entry(peer)
+                    .or_default()
+                    .push(WantEntry::cancel(cid));
+            }
+        }
+    }
+
     fn tick(&mut self) {
         let now = Instant::now();
         let mut cancelled = Vec::new();
@@ -1012,14 +1045,7 @@ impl Core {
             }
         }
         for cid in cancelled {
-            if let Some(w) = self.wants.remove(&cid) {
-                for peer in w.asked {
-                    self.outbox
-                        .entry(peer)
-                        .or_default()
-                        .push(WantEntry::cancel(cid));
-                }
-            }
+            self.end_want(cid);
         }
         for cid in rebroadcast {
             let next = self.wants.get(&cid).and_then(|w| w.haves.first().copied());

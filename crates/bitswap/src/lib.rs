@@ -346,7 +346,14 @@ impl Bitswap {
             })
             .await
             .map_err(|_| BitswapError::Stopped)?;
-        rx.await.map_err(|_| BitswapError::Stopped)?
+        // Dropped before the answer (a timeout, a client gone): the core hears at once.
+        let mut gone = WaiterGuard {
+            ctl: &self.inner.ctl,
+            cid: Some(*cid),
+        };
+        let answer = rx.await;
+        gone.cid = None;
+        answer.map_err(|_| BitswapError::Stopped)?
     }
 
     pub(crate) fn close_session(&self, id: u64) {
@@ -398,5 +405,21 @@ impl Bitswap {
             unwanted_blocks: s.unwanted_blocks.get(),
             peers_dropped: s.peers_dropped.get(),
         })
+    }
+}
+
+/// Tells the core when a [`Bitswap::want`] future is dropped while it still waits, so the want
+/// ends without waiting for the core's next tick.
+struct WaiterGuard<'a> {
+    ctl: &'a mpsc::UnboundedSender<CoreMsg>,
+    /// `None` once answered.
+    cid: Option<Cid>,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(cid) = self.cid.take() {
+            let _ = self.ctl.send(CoreMsg::WaiterGone(cid));
+        }
     }
 }

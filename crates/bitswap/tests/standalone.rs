@@ -196,3 +196,34 @@ async fn a_want_is_answered_when_the_block_arrives_later() {
         .unwrap();
     assert_eq!(got, block);
 }
+
+/// A want whose future is dropped (a timeout, a client gone) leaves the wantlist at once, as
+/// Kubo's does when its context is cancelled, and the peer asked gets the cancel: its ledger
+/// empties without waiting for a tick or a rebroadcast.
+#[tokio::test]
+async fn a_dropped_want_leaves_the_wantlist_and_the_peer_gets_a_cancel() {
+    let (a, b) = pair().await;
+    let cid = *Block::from_data(RAW, &b"nobody has this"[..])
+        .unwrap()
+        .cid();
+    let bs = b.bitswap.clone();
+    let pending = tokio::spawn(async move { bs.get(&cid).await });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.bitswap.wantlist(Some(a.peer)).await.unwrap() != vec![cid] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("B's want reaches A's ledger");
+    pending.abort();
+    assert!(pending.await.unwrap_err().is_cancelled());
+    // Asked right after the drop: already gone.
+    assert_eq!(b.bitswap.wantlist(None).await.unwrap(), Vec::<Cid>::new());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !a.bitswap.wantlist(Some(a.peer)).await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the cancel reaches A");
+}
