@@ -1032,6 +1032,7 @@ impl Core {
             {
                 // The chosen peer is slow or silent: ask everyone again and look for providers.
                 w.asked_block = None;
+                self.stats.wants_reasked.inc();
                 rebroadcast.push(*cid);
             }
             let searched_recently = w

@@ -51,12 +51,21 @@ impl Routing for NoRouting {
 struct Side {
     bitswap: Bitswap,
     store: Arc<MemStore>,
+    /// The other side's peer id.
     peer: PeerId,
+}
+
+/// What each test swarm runs: libp2p-stream for Bitswap's outbound streams, and Bitswap's own
+/// acceptor for inbound ones.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct Streams {
+    stream: libp2p_stream::Behaviour,
+    inbound: cairn_bitswap::Inbound,
 }
 
 /// Two swarms connected over TCP, each with a Bitswap told about the other.
 async fn pair() -> (Side, Side) {
-    let build = || -> Swarm<libp2p_stream::Behaviour> {
+    let build = || -> Swarm<Streams> {
         libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(
@@ -65,7 +74,10 @@ async fn pair() -> (Side, Side) {
                 yamux::Config::default,
             )
             .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .with_behaviour(|_| Streams {
+                stream: libp2p_stream::Behaviour::new(),
+                inbound: cairn_bitswap::Inbound::new(),
+            })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build()
@@ -79,13 +91,14 @@ async fn pair() -> (Side, Side) {
         }
     };
     let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
-    let side = |swarm: &Swarm<libp2p_stream::Behaviour>, peer| {
+    let side = |swarm: &mut Swarm<Streams>, peer| {
         let store = Arc::new(MemStore::default());
         let bitswap = Bitswap::new(
             Config::default(),
             store.clone(),
             Arc::new(NoRouting),
-            swarm.behaviour().new_control(),
+            swarm.behaviour().stream.new_control(),
+            swarm.behaviour_mut().inbound.take_streams().unwrap(),
             CancellationToken::new(),
         )
         .unwrap();
@@ -95,7 +108,7 @@ async fn pair() -> (Side, Side) {
             peer,
         }
     };
-    let (sa, sb) = (side(&a, b_id), side(&b, a_id));
+    let (sa, sb) = (side(&mut a, b_id), side(&mut b, a_id));
     b.dial(addr).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {

@@ -52,8 +52,11 @@ pub(crate) struct Behaviour {
     pub lan_kad: SelfAnsweringKad,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
-    /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap next).
+    /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap's outbound
+    /// streams).
     pub stream: libp2p_stream::Behaviour,
+    /// Bitswap's inbound streams (see [`cairn_bitswap::Inbound`]: none dropped under bursts).
+    pub bitswap_inbound: cairn_bitswap::Inbound,
 }
 
 /// The protocols this node serves, as identify announces them.
@@ -183,6 +186,7 @@ pub(crate) fn build(
         mdns: mdns.into(),
         gossipsub: gossipsub.into(),
         stream: libp2p_stream::Behaviour::new(),
+        bitswap_inbound: cairn_bitswap::Inbound::new(),
     })
 }
 

@@ -403,6 +403,11 @@ impl NodeBuilder {
         let mut swarm = build_swarm(keypair, &options, transport, self.dns, &mut registry)?;
         let metrics = libp2p::metrics::Metrics::new(&mut registry);
         let stream_control = swarm.behaviour().stream.new_control();
+        let bitswap_streams = swarm
+            .behaviour_mut()
+            .bitswap_inbound
+            .take_streams()
+            .ok_or_else(|| NodeError::Swarm("bitswap streams taken twice".into()))?;
         let protocols = behaviour::local_protocols(&options);
         let mut listening = HashSet::new();
         // An address of a transport cairn does not have (Kubo's default `/webrtc-direct` and
@@ -452,6 +457,7 @@ impl NodeBuilder {
             Arc::new(NodeStore(store_slot.clone(), events.clone())),
             Arc::new(NodeRouting(command_tx.clone())),
             stream_control.clone(),
+            bitswap_streams,
             cancel.clone(),
         )
         .map_err(|e| NodeError::Swarm(e.to_string()))?;
