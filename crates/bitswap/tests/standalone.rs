@@ -184,6 +184,17 @@ async fn blocks_and_dags_cross_between_two_swarms() {
     assert_eq!(stat.peers, vec![b.peer]);
 }
 
+/// Waits (at most 10 s) until `side`'s ledger of the other peer's wants is exactly `cids`.
+async fn ledger_becomes(side: &Side, cids: Vec<Cid>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while side.bitswap.wantlist(Some(side.peer)).await.unwrap() != cids {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 #[tokio::test]
 async fn a_want_is_answered_when_the_block_arrives_later() {
     let (a, b) = pair().await;
@@ -192,13 +203,7 @@ async fn a_want_is_answered_when_the_block_arrives_later() {
     let bs = b.bitswap.clone();
     let pending = tokio::spawn(async move { bs.get(&cid).await });
     // A keeps B's want in its ledger until it has the block.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while a.bitswap.wantlist(Some(a.peer)).await.unwrap() != vec![cid] {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("B's want reaches A's ledger");
+    ledger_becomes(&a, vec![cid], "B's want reaches A's ledger").await;
     assert_eq!(b.bitswap.wantlist(None).await.unwrap(), vec![cid]);
     a.store.put_many(vec![block.clone()]).unwrap();
     a.bitswap.blocks_added(vec![(cid, block.len())]);
@@ -221,22 +226,10 @@ async fn a_dropped_want_leaves_the_wantlist_and_the_peer_gets_a_cancel() {
         .cid();
     let bs = b.bitswap.clone();
     let pending = tokio::spawn(async move { bs.get(&cid).await });
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while a.bitswap.wantlist(Some(a.peer)).await.unwrap() != vec![cid] {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("B's want reaches A's ledger");
+    ledger_becomes(&a, vec![cid], "B's want reaches A's ledger").await;
     pending.abort();
     assert!(pending.await.unwrap_err().is_cancelled());
     // Asked right after the drop: already gone.
     assert_eq!(b.bitswap.wantlist(None).await.unwrap(), Vec::<Cid>::new());
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !a.bitswap.wantlist(Some(a.peer)).await.unwrap().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the cancel reaches A");
+    ledger_becomes(&a, Vec::new(), "the cancel reaches A").await;
 }
