@@ -62,11 +62,13 @@ fn invalid(cid: &Cid, reason: impl std::fmt::Display) -> UnixfsError {
     }
 }
 
-/// Whether `block` decodes as strict dag-pb (`ipld-dagpb`). `rust-unixfs`'s own protobuf
-/// reader can overflow (a panic with overflow checks on) on some malformed input the fuzzer
-/// found, so it is only handed blocks that pass this check.
+/// Whether `block` decodes as strict dag-pb (`ipld-dagpb`) whose UnixFS `Data`, if any, is
+/// well-formed protobuf down to its nested `mtime` message ([`unixfs_pb::check`]).
+/// `rust-unixfs`'s protobuf reader (quick-protobuf 0.8) can read past the end of a nested
+/// message and overflow (a panic with overflow checks on) on malformed input the fuzzer found
+/// (an outer node, then a 1-byte `mtime` of `0x00`), so it is only handed blocks that pass.
 fn is_dag_pb(block: &[u8]) -> bool {
-    ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block)).is_ok()
+    unixfs_pb::parse(block).is_ok_and(|d| unixfs_pb::check(&d).is_ok())
 }
 
 /// What a node is, as far as the exporter cares.
@@ -382,8 +384,12 @@ fn dir_links(cid: &Cid, block: &[u8]) -> Result<Option<(bool, Vec<DirLink>)>, Un
     if cid.codec() != DAG_PB {
         return Ok(None);
     }
-    // `describe` swallows decode errors; a block that is not dag-pb at all must be reported.
+    // `describe` swallows decode errors; a block that is not dag-pb at all must be reported
+    // (and one rust-unixfs cannot read safely must not reach it: see `is_dag_pb`).
     ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block)).map_err(|e| invalid(cid, e))?;
+    unixfs_pb::parse(block)
+        .and_then(|d| unixfs_pb::check(&d))
+        .map_err(|e| invalid(cid, e))?;
     Ok(match rust_unixfs::dir::describe(block) {
         NodeDescription::Directory { links } => Some((false, links)),
         NodeDescription::HamtShard { links } => Some((true, links)),
@@ -796,6 +802,32 @@ pub(crate) mod unixfs_pb {
             }
         }
         Ok(out)
+    }
+
+    /// Checks what [`parse_data`] keeps undecoded: the `mtime` message must be well-formed
+    /// protobuf (every field complete within it), the reading rust-unixfs can do safely.
+    pub(crate) fn check(data: &Data) -> Result<(), String> {
+        let Some(mut buf) = data.mtime.as_deref() else {
+            return Ok(());
+        };
+        while !buf.is_empty() {
+            let (key, rest) = varint(buf)?;
+            buf = match key & 7 {
+                0 => varint(rest)?.1,
+                1 if rest.len() >= 8 => &rest[8..],
+                5 if rest.len() >= 4 => &rest[4..],
+                2 => {
+                    let (len, rest) = varint(rest)?;
+                    let len = usize::try_from(len)
+                        .ok()
+                        .filter(|&l| l <= rest.len())
+                        .ok_or_else(|| "truncated UnixFS mtime field".to_string())?;
+                    &rest[len..]
+                }
+                wire => return Err(format!("bad UnixFS mtime wire type {wire}")),
+            };
+        }
+        Ok(())
     }
 
     /// Parses a dag-pb block and its UnixFS `Data`.

@@ -287,19 +287,23 @@ async fn dag_cbor_paths_leave_a_remainder() {
 #[tokio::test]
 async fn garbage_blocks_are_errors_not_panics() {
     let store = MemStore::default();
-    // The last one made rust-unixfs's protobuf reader overflow (found by fuzz/unixfs_decode).
+    // The last two made rust-unixfs's protobuf reader overflow (found by fuzz/unixfs_decode;
+    // the last one, a UnixFS `mtime` of the single byte 0x00, by a CI run on 2026-12-01).
     for junk in [
         &b""[..],
         b"\xff\xff\xff",
         b"\x0a\x05abc",
         b"\x12\x00",
         b"\x12\x01\x00\x00\x62\x12",
+        b"\x0a\x12\x38\x90\x0d\x00\x0b\x42\x01\x00\x00\x00\x00\xed\xed\x3b\x02\xff\xff\x12",
     ] {
         let cid = Cid::new_v1(0x70, Code::Sha2_256.digest(junk));
         store.put(cid, junk.to_vec());
+        let _ = exporter::node_kind(&cid, junk);
         let _ = exporter::cat(&store, &cid, 0, None).await;
         let _ = exporter::ls_all(&store, &cid, true).await;
         let _ = exporter::resolve(&store, &cid, &["x".into()]).await;
+        let _ = exporter::resolve(&store, &cid, &["a".into(), "0".into()]).await;
     }
 }
 
