@@ -22,6 +22,7 @@ pub(crate) struct Stats {
     pub peers_dropped: Counter,
     pub wants_dropped: Counter,
     pub provider_searches: Counter,
+    pub wants_rerouted: Counter,
     pub wantlist: Gauge,
     pub peers: Gauge,
     /// Told of every block received or sent, once [`crate::Bitswap::on_transfer`] set it.
@@ -122,6 +123,11 @@ impl Stats {
             "provider_searches",
             "Provider lookups started for wanted blocks",
             self.provider_searches.clone(),
+        );
+        r.register(
+            "wants_rerouted",
+            "Want-blocks also sent to another peer because the peer asked first was late to answer",
+            self.wants_rerouted.clone(),
         );
         r.register(
             "wantlist_length",
