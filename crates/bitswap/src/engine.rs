@@ -16,7 +16,8 @@
 //! earliest expected delivery: (want-blocks outstanding there + 1) x the time that peer takes per
 //! block. Peers that said HAVE for the CID go first. Each peer takes at most a window of our
 //! want-blocks at once ([`Config::peer_window_start`], one more per block it delivers up to
-//! [`Config::peer_window_max`], halved when one of them is late); a want no peer has a free slot
+//! [`Config::peer_window_max`], halved when one is late and another peer could take it); a want
+//! no peer has a free slot
 //! for (or only a peer [`SLOWER_THAN_FULL`] times slower than a full one) waits in a queue,
 //! already announced. So a DAG's want-blocks spread over every peer that has its blocks, in
 //! proportion to how fast each delivers.
@@ -24,13 +25,15 @@
 //! A want-block unanswered for [`TIMEOUT_FACTOR`] x the delivery the *fastest* peer's speed
 //! predicts (at least [`Config::min_want_timeout`], at most [`Config::rebroadcast_interval`]) is
 //! late: it is *also* sent to the best other peer, up to [`MAX_HOLDERS`] peers at once, and the
-//! late peer counts as at least that slow from then on, so a slow peer cannot gate a fetch. The
+//! late peer counts as at least that slow from then on, so a slow peer cannot gate a fetch (with
+//! no other peer to ask, lateness changes nothing: a lone provider keeps its window). The
 //! late peer's want is not cancelled: it may still answer, and a cancel and a new want for one CID
 //! in one message merge into a cancel at a boxo peer (Kubo), so cancelling and re-asking the same
 //! peer would lose the want. A DONT_HAVE or a disconnect frees the peer's slot and the want goes
 //! back to the queue. Every want has been sent to some peer at all times: at its creation as
 //! want-have to every candidate, every [`Config::rebroadcast_interval`] again to every peer (and
-//! as want-block again to a peer late for that long), and to each peer that connects.
+//! as want-block again to a late peer that has delivered nothing for as long), and to each peer
+//! that connects.
 //!
 //! When every peer says DONT_HAVE, or after [`Config::provider_search_delay`] with no peer saying
 //! HAVE and no want-block pending in time, the providers found through [`Routing`] are dialled and
@@ -186,6 +189,8 @@ struct Peer {
     asked_blocks: usize,
     /// How many may be outstanding.
     window: usize,
+    /// When it last delivered a block we wanted.
+    last_delivery: Option<Instant>,
     strikes: u32,
     in_flight: usize,
     queued: bool,
@@ -457,6 +462,7 @@ impl Core {
             per_block: None,
             asked_blocks: 0,
             window,
+            last_delivery: None,
             strikes: 0,
             in_flight: 0,
             queued: false,
@@ -649,6 +655,7 @@ impl Core {
                                         None => sample,
                                     });
                                     p.window = (p.window + 1).min(max_window);
+                                    p.last_delivery = Some(Instant::now());
                                 }
                             }
                             if let Some(s) = w.session.and_then(|s| self.sessions.get_mut(&s)) {
@@ -975,13 +982,11 @@ impl Core {
         p.per_block.or(best).unwrap_or(Duration::ZERO) * (p.asked_blocks as u32 + 1)
     }
 
-    /// Where the want's next want-block goes: among the candidates and the peers that said HAVE,
-    /// leaving out those that said DONT_HAVE, hold it already or were late with it, the one with
-    /// a free slot in its window whose delivery is expected first (peers that said HAVE first).
-    /// `Err(true)` when some peer could take it once a slot frees, `Err(false)` when none could.
-    fn choose(&self, cid: &Cid, best: Option<Duration>) -> Result<PeerId, bool> {
+    /// The peers that could take the want's next want-block, full or not: its candidates and the
+    /// peers that said HAVE, but not those that said DONT_HAVE, hold it already or were late.
+    fn options(&self, cid: &Cid) -> Vec<PeerId> {
         let Some(w) = self.wants.get(cid) else {
-            return Err(false);
+            return Vec::new();
         };
         let mut options = self.candidates(w.session);
         for p in &w.haves {
@@ -994,6 +999,18 @@ impl Core {
                 && !w.late.contains(p)
                 && !w.holders.iter().any(|h| h.peer == *p)
         });
+        options
+    }
+
+    /// Where the want's next want-block goes: among the candidates and the peers that said HAVE,
+    /// leaving out those that said DONT_HAVE, hold it already or were late with it, the one with
+    /// a free slot in its window whose delivery is expected first (peers that said HAVE first).
+    /// `Err(true)` when some peer could take it once a slot frees, `Err(false)` when none could.
+    fn choose(&self, cid: &Cid, best: Option<Duration>) -> Result<PeerId, bool> {
+        let options = self.options(cid);
+        let Some(w) = self.wants.get(cid) else {
+            return Err(false);
+        };
         if options.is_empty() {
             return Err(false);
         }
@@ -1052,7 +1069,12 @@ impl Core {
                 Err(true)
             };
             match choice {
-                Ok(peer) => self.ask_block(cid, peer),
+                Ok(peer) => {
+                    if self.wants.get(&cid).is_some_and(|w| !w.holders.is_empty()) {
+                        self.stats.wants_rerouted.inc();
+                    }
+                    self.ask_block(cid, peer);
+                }
                 Err(true) => {
                     if let Some(w) = self.wants.get_mut(&cid) {
                         w.queued = true;
@@ -1295,28 +1317,35 @@ impl Core {
                 }
             }
         }
+        // A peer is penalised once per tick, by its worst late want-block, and only when another
+        // peer could take the want: with nobody else to ask, lateness changes nothing (a lone
+        // provider, e.g. a Kubo node sending in bursts, keeps its full window).
+        let mut penalties: HashMap<PeerId, Duration> = HashMap::new();
         for (cid, peer, waited, ahead) in late {
             // The peer is slow or silent: leave its want-block there (it may still answer; a
-            // cancel would only race with it), count the peer as at least that slow, shrink its
-            // window, and offer the want to the best other peer.
-            tracing::debug!(%peer, %cid, ?waited, "bitswap: want-block late; asking another peer");
-            self.stats.wants_rerouted.inc();
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.window = (p.window / 2).max(1);
-                let slow = waited / (ahead as u32 + 1);
-                p.per_block = Some(
-                    p.per_block
-                        .map_or(slow, |t| (t * 2).max(slow))
-                        .min(MAX_PER_BLOCK),
-                );
-            }
+            // cancel would only race with it) and offer the want to the best other peer.
             if let Some(w) = self.wants.get_mut(&cid) {
                 for h in w.holders.iter_mut().filter(|h| h.peer == peer) {
                     h.late = true;
                 }
                 w.late.insert(peer);
             }
+            if self.options(&cid).is_empty() {
+                continue;
+            }
+            tracing::debug!(%peer, %cid, ?waited, "bitswap: want-block late; asking another peer");
+            let slow = waited / (ahead as u32 + 1);
+            let worst = penalties.entry(peer).or_default();
+            *worst = (*worst).max(slow);
             self.enqueue(cid);
+        }
+        for (peer, slow) in penalties {
+            // Counted as at least that slow, so it gets wants again only when it is the quickest
+            // choice; deliveries bring the average back down.
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.window = (p.window / 2).max(1);
+                p.per_block = Some(p.per_block.map_or(slow, |t| t.max(slow)).min(MAX_PER_BLOCK));
+            }
         }
         for cid in rebroadcast {
             // Ask every peer again (one may have got the block since, or dropped our want), and
@@ -1327,12 +1356,21 @@ impl Core {
             if let Some(w) = self.wants.get_mut(&cid) {
                 w.late.clear();
                 let priority = w.priority;
-                // A late peer may have dropped our want (a full ledger): ask it again.
+                // A late peer that has delivered nothing for as long may have dropped our want (a
+                // full ledger): ask it again. One that is delivering is working through our wants,
+                // and asking again could make it send a block twice.
+                let peers = &self.peers;
+                let idle = |peer: &PeerId| {
+                    peers
+                        .get(peer)
+                        .is_some_and(|p| p.last_delivery.is_none_or(|t| t.elapsed() > interval))
+                };
                 for h in w
                     .holders
                     .iter()
-                    .filter(|h| h.late && h.at.elapsed() > interval)
+                    .filter(|h| h.late && h.at.elapsed() > interval && idle(&h.peer))
                 {
+                    self.stats.wants_rerouted.inc();
                     push_entry(
                         &mut self.outbox,
                         h.peer,

@@ -134,7 +134,8 @@ pub struct Config {
     /// session's want-blocks over the peers that have the blocks, each with its own window ...
     pub peer_window_start: usize,
     /// ... which grows by one per block the peer delivers up to this many, and halves when a
-    /// want-block to it is late. Bounds how many blocks one peer can hold back from a fetch.
+    /// want-block to it is late and another peer could take it. Bounds how many blocks one peer
+    /// can hold back from a fetch.
     pub peer_window_max: usize,
     /// The shortest time a want-block waits at a peer before it is also sent to another peer;
     /// the wait is otherwise four times the delivery the fastest peer's measured speed predicts
@@ -154,8 +155,8 @@ impl Default for Config {
             max_providers: 8,
             session_window_start: 32,
             session_window_max: 256,
-            peer_window_start: 4,
-            peer_window_max: 32,
+            peer_window_start: 8,
+            peer_window_max: 64,
             min_want_timeout: Duration::from_secs(1),
         }
     }
@@ -187,8 +188,9 @@ pub struct Stat {
     pub unwanted_blocks: u64,
     /// Peers disconnected for sending unrequested or invalid blocks.
     pub peers_dropped: u64,
-    /// Want-blocks also sent to another peer because the peer asked first was late to answer
-    /// (each may cause one duplicate block, if the late peer answers after all).
+    /// Want-blocks sent again because the peer asked was late: to another peer, or to the late
+    /// peer itself when it has delivered nothing for `rebroadcast_interval` (each may cause one
+    /// duplicate block).
     pub wants_rerouted: u64,
 }
 

@@ -126,7 +126,7 @@ impl Stats {
         );
         r.register(
             "wants_rerouted",
-            "Want-blocks also sent to another peer because the peer asked first was late to answer",
+            "Want-blocks sent again because the peer asked was late (to another peer, or to an idle late one)",
             self.wants_rerouted.clone(),
         );
         r.register(
