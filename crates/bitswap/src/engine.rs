@@ -210,6 +210,8 @@ struct Want {
     late: HashSet<PeerId>,
     /// In `Core::waiting`.
     queued: bool,
+    /// Sent as want-have to the candidates (or everyone) at least once.
+    announced: bool,
     created: Instant,
     last_broadcast: Instant,
     last_search: Option<Instant>,
@@ -895,6 +897,7 @@ impl Core {
                 dont_haves: HashSet::new(),
                 late: HashSet::new(),
                 queued: false,
+                announced: false,
                 created: now,
                 last_broadcast: now,
                 last_search: None,
@@ -906,14 +909,14 @@ impl Core {
             self.search(cid);
             return;
         }
-        // Want-have to every candidate now; the want-block (which replaces one of these entries)
-        // is chosen when the core flushes, so a batch of wants spreads over the peers' windows.
-        let targets = if discovering {
-            self.bitswap_peers()
-        } else {
-            candidates
-        };
-        self.announce(cid, &targets);
+        // A discovering want goes as want-have to every peer now; the want-block (which replaces
+        // one of these entries) is chosen when the core flushes, so a batch of wants spreads over
+        // the peers' windows. Other wants go as want-block only, to a session peer (which has
+        // sent or announced the session's blocks); they are announced only if they must wait.
+        if discovering {
+            let everyone = self.bitswap_peers();
+            self.announce(cid, &everyone);
+        }
         self.enqueue(cid);
     }
 
@@ -949,6 +952,7 @@ impl Core {
             return;
         };
         w.last_broadcast = Instant::now();
+        w.announced = true;
         let priority = w.priority;
         for peer in peers {
             if w.dont_haves.contains(peer) || w.holders.iter().any(|h| h.peer == *peer) {
@@ -1075,13 +1079,26 @@ impl Core {
                     }
                     self.ask_block(cid, peer);
                 }
-                Err(true) => {
-                    if let Some(w) = self.wants.get_mut(&cid) {
-                        w.queued = true;
+                Err(some) => {
+                    // Waiting, or nobody left to ask: make sure every peer that could have the
+                    // block has been asked (a HAVE brings the want back here, a DONT_HAVE from
+                    // all starts a provider search).
+                    if self.wants.get(&cid).is_some_and(|w| !w.announced) {
+                        let targets = if some {
+                            let session = self.wants.get(&cid).and_then(|w| w.session);
+                            self.candidates(session)
+                        } else {
+                            self.bitswap_peers()
+                        };
+                        self.announce(cid, &targets);
                     }
-                    kept.push_back(cid);
+                    if some {
+                        if let Some(w) = self.wants.get_mut(&cid) {
+                            w.queued = true;
+                        }
+                        kept.push_back(cid);
+                    }
                 }
-                Err(false) => {}
             }
         }
         self.waiting = kept;
