@@ -13,7 +13,16 @@
 //! wrapper that sleeps on every block read. The fetching node runs in a child process (this
 //! binary, re-executed with `CAIRN_BENCH_ROLE=fetcher`) with a memory blockstore, so its CPU time
 //! (`/proc/self/stat`) and VmHWM are its own; its VmHWM includes the fetched file it keeps in
-//! memory. Each run is a fresh fetcher, so nothing is cached between runs.
+//! memory. Each run is a fresh fetcher, so nothing is cached between runs. The fetch starts once
+//! every provider is a Bitswap peer of the fetcher and the providers' process has gone quiet
+//! (connecting sets off Noise, identify and DHT work among the providers that is not Bitswap's;
+//! "settle" is how long that took).
+//!
+//! Columns: MB/s (median of the runs), x 1 (ratio to 1 provider), secs (the fetch), CPU s and
+//! CPU% (the fetcher's, during the fetch), prov s (CPU time of all providers during the fetch),
+//! dup% (duplicate blocks / blocks in the file), late (want-blocks sent again because a peer was
+//! late, `wants_rerouted`), HWM MB (the fetcher's VmHWM), settle (seconds), then each run's MB/s
+//! and the blocks each provider served in the median run.
 
 #[path = "support/mod.rs"]
 mod support;
