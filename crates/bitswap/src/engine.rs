@@ -1316,10 +1316,19 @@ impl Core {
             let searched_recently = w
                 .last_search
                 .is_some_and(|t| now.duration_since(t) < self.config.rebroadcast_interval * 2);
-            // A want that some peer said it has, or whose want-block is still in time, needs no
-            // search.
+            // A want that some peer said it has, that waits for a slot at a peer that could take
+            // it, whose want-block is still in time, or is held by a peer that is delivering our
+            // blocks (a busy provider, not a missing one), needs no search.
+            let interval = self.config.rebroadcast_interval;
+            let delivering = |peer: &PeerId| {
+                self.peers.get(peer).is_some_and(|p| {
+                    p.last_delivery
+                        .is_some_and(|t| now.duration_since(t) < interval)
+                })
+            };
             if w.haves.is_empty()
-                && w.holders.iter().all(|h| h.late)
+                && !w.queued
+                && w.holders.iter().all(|h| h.late && !delivering(&h.peer))
                 && !searched_recently
                 && now.duration_since(w.created) >= self.config.provider_search_delay
             {
