@@ -7,7 +7,10 @@
 //! lookups per size, default 200), `CAIRN_SIM_PROVIDERS` (provider lookups, default 100),
 //! `CAIRN_SIM_CONCURRENCY` (lookups in flight, default 16), `CAIRN_SIM_CHURN` (share replaced in
 //! the churn run, default 0.1; 0 skips it), `CAIRN_SIM_IDLE` (seconds of the idle CPU sample,
-//! default 10).
+//! default 10), `CAIRN_SIM_JOIN_BATCH` (nodes started at once while the network grows, default 8),
+//! `CAIRN_SIM_SETTLE` (seconds to wait at most for the network to go quiet after the join, before
+//! the idle sample and the lookups; default 300), `CAIRN_SIM_CONNMGR=off` (no connection trims:
+//! the nodes' connection manager off, as `Swarm.ConnMgr.Type: none`).
 //!
 //! Each size runs in a fresh network, one after the other, so the per-node memory of a size is
 //! the growth of the process's resident set from before its first node to after its tables
@@ -53,13 +56,23 @@ async fn run(n: usize, churn: f64) -> anyhow::Result<()> {
     config.lookups = env_usize("CAIRN_SIM_LOOKUPS", 200);
     config.provider_lookups = env_usize("CAIRN_SIM_PROVIDERS", 100);
     config.concurrency = env_usize("CAIRN_SIM_CONCURRENCY", 16);
+    config.join_batch = env_usize("CAIRN_SIM_JOIN_BATCH", config.join_batch);
     let idle = Duration::from_secs(env_usize("CAIRN_SIM_IDLE", 10) as u64);
+    let settle = Duration::from_secs(env_usize("CAIRN_SIM_SETTLE", 300) as u64);
+    if std::env::var("CAIRN_SIM_CONNMGR").is_ok_and(|v| v == "off") {
+        config.conn_mgr = Some(cairn_node_core::ConnMgrLimits {
+            enabled: false,
+            ..Default::default()
+        });
+    }
     let (rss0, _, cpu0) = process_usage();
     let started = Instant::now();
     let mut sim = Sim::new(config.clone());
     sim.grow_to(n).await?;
     let joined = started.elapsed();
     let populated = sim.wait_populated(config.settle_timeout).await?;
+    // Where the network stands (connections per node drive memory and CPU).
+    sim.progress(started.elapsed()).await?;
     let (rss1, _, cpu1) = process_usage();
     let tables = sim.tables().await?;
     let health = sim.table_report(&tables);
@@ -84,23 +97,34 @@ async fn run(n: usize, churn: f64) -> anyhow::Result<()> {
         rss1 as f64 / 1024.0,
         (cpu1 - cpu0).as_secs_f64() * 1000.0 / n as f64,
     );
+    // Lookups and the idle sample wait for the join's storm to pass (see `Sim::wait_quiet`).
+    let (quiet_after, rate) = sim.wait_quiet(settle).await?;
+    let (_, _, cpu_q0) = process_usage();
+    tokio::time::sleep(idle).await;
+    let (_, _, cpu_q1) = process_usage();
+    println!(
+        "N={n}: quiet {:.0} s after the tables filled ({rate:.1} connections opened/s); idle CPU {:.2} ms per node per second",
+        quiet_after.as_secs_f64(),
+        (cpu_q1 - cpu_q0).as_secs_f64() * 1000.0 / n as f64 / idle.as_secs_f64(),
+    );
     let find = sim.find_node_batch(config.lookups).await?;
     println!("N={n}: {}", row("FIND_NODE", &find));
     let providers = sim.provider_batch(config.provider_lookups).await?;
     println!(
-        "N={n}: GET_PROVIDERS: {}/{} ({:.1}%), messages mean {}, time p50 {} ms p99 {} ms",
+        "N={n}: GET_PROVIDERS: {}/{} ({:.1}%), messages mean {}, time p50 {} ms p99 {} ms; provides that failed {}",
         providers.succeeded,
         providers.total,
         providers.success_pct(),
         quantile(&providers.messages, 0.5),
         quantile(&providers.millis, 0.5),
         quantile(&providers.millis, 0.99),
+        providers.provide_errors,
     );
     let (_, _, cpu2) = process_usage();
     tokio::time::sleep(idle).await;
     let (rss3, _, cpu3) = process_usage();
     println!(
-        "N={n}: idle CPU {:.2} ms per node per second; RSS after lookups {:.0} MiB",
+        "N={n}: idle CPU after the lookups {:.2} ms per node per second; RSS after lookups {:.0} MiB",
         (cpu3 - cpu2).as_secs_f64() * 1000.0 / n as f64 / idle.as_secs_f64(),
         rss3 as f64 / 1024.0
     );

@@ -218,8 +218,33 @@ async fn sample(load: &Load, d: &Daemon, since: Instant) -> anyhow::Result<Sampl
     tokio::time::timeout(Duration::from_secs(120), sample_now(load, d, since))
         .await
         .map_err(|_| {
-            anyhow::anyhow!("the daemon stopped answering: requests in flight for 2 min")
+            let stacks = dump_stacks(d.pid());
+            anyhow::anyhow!(
+                "the daemon stopped answering: requests in flight for 2 min; its threads' stacks: {stacks}"
+            )
         })?
+}
+
+/// Writes every thread's stack of process `pid` (gdb, if installed) to a file before the daemon
+/// is killed, so a stall can be diagnosed after the run; returns the file's path or why not.
+fn dump_stacks(pid: u32) -> String {
+    let path = std::env::temp_dir().join(format!("cairn-soak-stacks-{pid}.txt"));
+    let out = std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output();
+    match out {
+        Ok(o) => match std::fs::write(&path, [o.stdout, o.stderr].concat()) {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("not written ({e})"),
+        },
+        Err(e) => format!("not taken (gdb: {e})"),
+    }
 }
 
 async fn sample_now(load: &Load, d: &Daemon, since: Instant) -> anyhow::Result<Sample> {

@@ -107,9 +107,21 @@ pub enum Command {
     /// The DHT.
     #[command(subcommand)]
     Routing(RoutingCmd),
+    /// DHT queries.
+    #[command(subcommand)]
+    Dht(crate::names::DhtCmd),
+    /// Named keys for IPNS.
+    #[command(subcommand)]
+    Key(crate::names::KeyCmd),
+    /// IPNS names: publish and resolve.
+    #[command(subcommand)]
+    Name(crate::names::NameCmd),
     /// Pins.
     #[command(subcommand)]
     Pin(PinCmd),
+    /// The mutable file system (MFS), as `ipfs files`.
+    #[command(subcommand)]
+    Files(FilesCmd),
     /// The repo.
     #[command(subcommand)]
     Repo(RepoCmd),
@@ -242,6 +254,10 @@ pub struct DaemonArgs {
     /// Turn pubsub on regardless of the config (Kubo's flag).
     #[arg(long)]
     pub enable_pubsub_experiment: bool,
+    /// Send and follow IPNS records over pubsub too (Kubo's flag; `Ipns.UsePubsub`). Turns
+    /// pubsub on.
+    #[arg(long)]
+    pub enable_namesys_pubsub: bool,
     /// Collect garbage every `Datastore.GCPeriod` while the repo is above
     /// `Datastore.StorageGCWatermark` percent of `Datastore.StorageMax` (Kubo's flag).
     #[arg(long)]
@@ -391,6 +407,162 @@ pub enum RoutingCmd {
     Findpeer {
         /// The peer id.
         peer: String,
+    },
+    /// Value records: get and put.
+    #[command(flatten)]
+    Record(crate::names::RecordCmd),
+}
+
+/// `cairn files ...` (Kubo's `ipfs files`).
+#[derive(Debug, Subcommand)]
+pub enum FilesCmd {
+    /// Make directories (`-p`: parents, no error if it exists).
+    Mkdir {
+        /// The directory.
+        path: String,
+        /// Make parents as needed.
+        #[arg(long, short)]
+        parents: bool,
+        /// CID version of new directories.
+        #[arg(long = "cid-version", alias = "cid-ver")]
+        cid_version: Option<u8>,
+        /// Hash function of new directories.
+        #[arg(long)]
+        hash: Option<String>,
+    },
+    /// Write stdin (or a file) to an MFS file.
+    Write {
+        /// The MFS file.
+        path: String,
+        /// Read the data from this file instead of stdin.
+        data: Option<std::path::PathBuf>,
+        /// Byte offset to write at.
+        #[arg(long, short)]
+        offset: Option<i64>,
+        /// Create the file if it does not exist.
+        #[arg(long, short = 'e')]
+        create: bool,
+        /// Make parent directories as needed.
+        #[arg(long, short)]
+        parents: bool,
+        /// Truncate the file to 0 bytes first.
+        #[arg(long, short)]
+        truncate: bool,
+        /// Write at most this many bytes.
+        #[arg(long, short = 'n')]
+        count: Option<i64>,
+        /// Raw blocks for new leaves.
+        #[arg(long = "raw-leaves")]
+        raw_leaves: Option<bool>,
+        /// CID version of a created file.
+        #[arg(long = "cid-version", alias = "cid-ver")]
+        cid_version: Option<u8>,
+        /// Hash function of a created file.
+        #[arg(long)]
+        hash: Option<String>,
+    },
+    /// Print a file's bytes.
+    Read {
+        /// The MFS file.
+        path: String,
+        /// Byte offset to read from.
+        #[arg(long, short)]
+        offset: Option<i64>,
+        /// Read at most this many bytes.
+        #[arg(long, short = 'n')]
+        count: Option<i64>,
+    },
+    /// List a directory.
+    Ls {
+        /// The directory (default `/`).
+        path: Option<String>,
+        /// Long listing: name, hash, size.
+        #[arg(long, short)]
+        long: bool,
+        /// Do not sort.
+        #[arg(short = 'U')]
+        unsorted: bool,
+    },
+    /// Show a file's or directory's CID and sizes.
+    Stat {
+        /// The path (MFS, or `/ipfs/...`).
+        path: String,
+        /// Print only the CID.
+        #[arg(long)]
+        hash: bool,
+        /// Print only the cumulative size.
+        #[arg(long)]
+        size: bool,
+        /// Print with this format (`<hash>`, `<size>`, `<cumulsize>`, `<childs>`, `<type>`).
+        #[arg(long)]
+        format: Option<String>,
+        /// Also count how much of the DAG is stored locally (nothing is fetched).
+        #[arg(long)]
+        with_local: bool,
+    },
+    /// Copy a file or directory (an MFS path or `/ipfs/...`) into MFS.
+    Cp {
+        /// The source.
+        source: String,
+        /// The destination.
+        dest: String,
+        /// Make parent directories as needed.
+        #[arg(long, short)]
+        parents: bool,
+    },
+    /// Move a file or directory.
+    Mv {
+        /// The source.
+        source: String,
+        /// The destination.
+        dest: String,
+    },
+    /// Remove files or directories.
+    Rm {
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Remove directories recursively.
+        #[arg(long, short)]
+        recursive: bool,
+        /// Remove whatever is there; no error if nothing is.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CID at a path (every command is already flushed).
+    Flush {
+        /// The path (default `/`).
+        path: Option<String>,
+    },
+    /// Change a directory's CID version or hash function.
+    Chcid {
+        /// The directory (default `/`).
+        path: Option<String>,
+        /// The CID version.
+        #[arg(long = "cid-version", alias = "cid-ver")]
+        cid_version: Option<u8>,
+        /// The hash function.
+        #[arg(long)]
+        hash: Option<String>,
+    },
+    /// Set the UnixFS 1.5 POSIX mode of a file or directory (Kubo's `files chmod`).
+    Chmod {
+        /// The mode in octal (`755`, `0644`); the permission bits `0o777` are kept.
+        mode: String,
+        /// The file or directory (`/` included).
+        path: String,
+    },
+    /// Set the UnixFS 1.5 modification time of a file or directory (Kubo's `files touch`).
+    Touch {
+        /// The file or directory (`/` included).
+        path: String,
+        /// Modification time in seconds since the Unix epoch (may be negative); default (or 0):
+        /// now.
+        #[arg(long, allow_hyphen_values = true)]
+        mtime: Option<i64>,
+        /// Nanoseconds of the modification time (ignored without `--mtime`).
+        #[arg(long = "mtime-nsecs")]
+        mtime_nsecs: Option<u64>,
     },
 }
 

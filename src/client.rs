@@ -64,6 +64,13 @@ impl Call {
         self.query.push((k.into(), v.to_string()));
         self
     }
+    /// An option only when it has a value (Kubo tells "not given" from any value).
+    pub fn maybe(self, k: &str, v: Option<impl ToString>) -> Self {
+        match v {
+            Some(v) => self.opt(k, v),
+            None => self,
+        }
+    }
     /// A file part.
     pub fn file(mut self, data: impl Into<Bytes>) -> Self {
         self.files.push(data.into());

@@ -221,11 +221,13 @@ pub async fn run(
     }
     // Take the RPC sockets before anything else can fail, so systemd's fds are not left dangling.
     let activated = activated_listeners()?;
-    let node = Node::builder()
+    let mut builder = Node::builder()
         .repo(&repo)
-        .gossipsub(config.pubsub_enabled())
-        .build()
-        .await?;
+        .gossipsub(config.pubsub_enabled());
+    if args.enable_namesys_pubsub {
+        builder = builder.ipns_pubsub(true);
+    }
+    let node = builder.build().await?;
     let token = node.shutdown_token();
     // Transport addresses, each once, shaped where the RPC shapes them (as Kubo prints them).
     for addr in cairn::rpc::addrs::transports(&node.listen_addrs().await?) {

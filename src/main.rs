@@ -10,10 +10,12 @@ macro_rules! out {
     };
 }
 
+mod alloc;
 mod cli;
 mod client;
 mod daemon;
 mod files;
+mod names;
 mod offline;
 mod watch;
 
@@ -122,6 +124,277 @@ fn write_stdout(data: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// `cairn files ...`: each verb is one `files/*` RPC; text output as the ipfs CLI prints it.
+async fn files_command(
+    rpc: &client::RpcClient,
+    f: cli::FilesCmd,
+    json: bool,
+) -> anyhow::Result<()> {
+    use cli::FilesCmd;
+    match f {
+        FilesCmd::Mkdir {
+            path,
+            parents,
+            cid_version,
+            hash,
+        } => {
+            let c = call()
+                .arg(path)
+                .opt("parents", parents)
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash);
+            rpc.bytes("files/mkdir", c).await?;
+        }
+        FilesCmd::Write {
+            path,
+            data,
+            offset,
+            create,
+            parents,
+            truncate,
+            count,
+            raw_leaves,
+            cid_version,
+            hash,
+        } => {
+            let bytes = match data {
+                Some(f) => std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
+                None => stdin_bytes()?,
+            };
+            let c = call()
+                .arg(path)
+                .maybe("offset", offset)
+                .opt("create", create)
+                .opt("parents", parents)
+                .opt("truncate", truncate)
+                .maybe("count", count)
+                .maybe("raw-leaves", raw_leaves)
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash)
+                .file(bytes);
+            rpc.bytes("files/write", c).await?;
+        }
+        FilesCmd::Read {
+            path,
+            offset,
+            count,
+        } => {
+            let c = call()
+                .arg(path)
+                .maybe("offset", offset)
+                .maybe("count", count);
+            let data = rpc.bytes("files/read", c).await?;
+            write_stdout(&data)?;
+        }
+        FilesCmd::Ls {
+            path,
+            long,
+            unsorted,
+        } => {
+            let c = call()
+                .arg(path.unwrap_or_else(|| "/".into()))
+                .opt("long", long);
+            let v = rpc.json("files/ls", c).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let mut entries: Vec<serde_json::Value> =
+                v["Entries"].as_array().cloned().unwrap_or_default();
+            if !unsorted {
+                entries.sort_by(|a, b| {
+                    a["Name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .cmp(b["Name"].as_str().unwrap_or(""))
+                });
+            }
+            for e in entries {
+                let name = e["Name"].as_str().unwrap_or_default();
+                if long {
+                    let slash = if e["Type"] == 1 { "/" } else { "" };
+                    out!(
+                        "{name}{slash}\t{}\t{}",
+                        e["Hash"].as_str().unwrap_or_default(),
+                        e["Size"]
+                    );
+                } else {
+                    out!("{name}");
+                }
+            }
+        }
+        FilesCmd::Stat {
+            path,
+            hash,
+            size,
+            format,
+            with_local,
+        } => {
+            let c = call()
+                .arg(path)
+                .opt("hash", hash)
+                .opt("size", size)
+                .opt("with-local", with_local)
+                .maybe("format", format.clone());
+            let v = rpc.json("files/stat", c).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let f = if hash {
+                "<hash>".to_string()
+            } else if size {
+                "<cumulsize>".to_string()
+            } else {
+                format.unwrap_or_else(|| {
+                    "<hash>\nSize: <size>\nCumulativeSize: <cumulsize>\nChildBlocks: <childs>\nType: <type>\nMode: <mode> (<mode-octal>)\nMtime: <mtime>".into()
+                })
+            };
+            out!("{}", stat_text(&f, &v));
+            if v["WithLocality"].as_bool() == Some(true) {
+                // The ipfs CLI's line: `Local: 1.2 kB of 3.4 kB (35.29%)`.
+                let local = v["SizeLocal"].as_u64().unwrap_or(0);
+                let total = v["CumulativeSize"].as_u64().unwrap_or(0);
+                out!(
+                    "Local: {} of {} ({:.2}%)",
+                    human_bytes(local),
+                    human_bytes(total),
+                    100.0 * local as f64 / total as f64
+                );
+            }
+        }
+        FilesCmd::Cp {
+            source,
+            dest,
+            parents,
+        } => {
+            let c = call().arg(source).arg(dest).opt("parents", parents);
+            rpc.bytes("files/cp", c).await?;
+        }
+        FilesCmd::Mv { source, dest } => {
+            rpc.bytes("files/mv", call().arg(source).arg(dest)).await?;
+        }
+        FilesCmd::Rm {
+            paths,
+            recursive,
+            force,
+        } => {
+            let c = paths.into_iter().fold(
+                call().opt("recursive", recursive).opt("force", force),
+                |c, p| c.arg(p),
+            );
+            rpc.stream("files/rm", c, |v| {
+                out!("{}", v.as_str().unwrap_or_default());
+                Ok(())
+            })
+            .await?;
+        }
+        FilesCmd::Flush { path } => {
+            let v = rpc
+                .json(
+                    "files/flush",
+                    call().arg(path.unwrap_or_else(|| "/".into())),
+                )
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                out!("{}", v["Cid"].as_str().unwrap_or_default());
+            }
+        }
+        FilesCmd::Chcid {
+            path,
+            cid_version,
+            hash,
+        } => {
+            let c = call()
+                .arg(path.unwrap_or_else(|| "/".into()))
+                .maybe("cid-version", cid_version)
+                .maybe("hash", hash);
+            rpc.bytes("files/chcid", c).await?;
+        }
+        FilesCmd::Chmod { mode, path } => {
+            rpc.bytes("files/chmod", call().arg(mode).arg(path)).await?;
+        }
+        FilesCmd::Touch {
+            path,
+            mtime,
+            mtime_nsecs,
+        } => {
+            let c = call()
+                .arg(path)
+                .maybe("mtime", mtime)
+                .maybe("mtime-nsecs", mtime_nsecs);
+            rpc.bytes("files/touch", c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `files stat`'s answer through a `--format` template, as the ipfs CLI fills it: `<hash>`,
+/// `<size>`, `<cumulsize>`, `<childs>`, `<type>`, `<mode>` (Go's `FileMode.String`, lower
+/// case), `<mode-octal>`, `<mtime>` (`2 Jan 2006, 15:04:05 UTC`), `<mtime-secs>`,
+/// `<mtime-nsecs>`; an unset mode or mtime prints `not set`.
+fn stat_text(template: &str, v: &Value) -> String {
+    const UNSET: &str = "not set";
+    let mode = v["Mode"]
+        .as_str()
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .filter(|m| *m != 0);
+    let (mode_s, mode_o) = match mode {
+        Some(m) => (
+            go_file_mode_string(m).to_lowercase(),
+            format!("0{:o}", m & 0o777),
+        ),
+        None => (UNSET.into(), UNSET.into()),
+    };
+    let secs = v["Mtime"].as_i64().unwrap_or(0);
+    let nanos = v["MtimeNsecs"].as_u64().unwrap_or(0);
+    let (mtime, mtime_s, mtime_n) = if secs > 0 {
+        let when = time::OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .and_then(|t| {
+                let f = time::macros::format_description!(
+                    "[day padding:none] [month repr:short] [year], [hour]:[minute]:[second] UTC"
+                );
+                t.format(&f).ok()
+            })
+            .unwrap_or_default();
+        (when, secs.to_string(), nanos.to_string())
+    } else {
+        (UNSET.into(), UNSET.into(), UNSET.into())
+    };
+    template
+        .replace("<hash>", v["Hash"].as_str().unwrap_or_default())
+        .replace("<size>", &v["Size"].to_string())
+        .replace("<cumulsize>", &v["CumulativeSize"].to_string())
+        .replace("<childs>", &v["Blocks"].to_string())
+        .replace("<type>", v["Type"].as_str().unwrap_or_default())
+        .replace("<mode>", &mode_s)
+        .replace("<mode-octal>", &mode_o)
+        .replace("<mtime>", &mtime)
+        .replace("<mtime-secs>", &mtime_s)
+        .replace("<mtime-nsecs>", &mtime_n)
+}
+
+/// Go's `os.FileMode.String`: one letter per type bit set (`dalTLDpSugct?`, from bit 31
+/// down), `-` when none, then `rwxrwxrwx` with `-` for the bits not set.
+fn go_file_mode_string(m: u32) -> String {
+    let mut out: String = "dalTLDpSugct?"
+        .chars()
+        .enumerate()
+        .filter(|(i, _)| m & (1 << (31 - i)) != 0)
+        .map(|(_, c)| c)
+        .collect();
+    if out.is_empty() {
+        out.push('-');
+    }
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        out.push(if m & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    out
+}
+
 /// A byte count as Go's `humanize.Bytes` prints it (SI units: `83 MB`, `1.2 kB`), which the ipfs
 /// CLI uses for `--human`.
 fn human_bytes(n: u64) -> String {
@@ -216,6 +489,10 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
             }
             _ => {}
         }
+    }
+    if let Command::Key(names::KeyCmd::Export { name, output }) = cli.command {
+        names::export(&repo, &name, output)?;
+        return Ok(0);
     }
     let rpc = RpcClient::connect(&repo, daemon, cli.api_auth.as_deref())?
         .global_options(cli.offline, cli.timeout.as_deref());
@@ -442,7 +719,11 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
                 print_strings(&rpc.json("pubsub/peers", c).await?, json);
             }
         },
+        Command::Key(k) => names::key(&rpc, &repo, k, json).await?,
+        Command::Name(n) => names::name(&rpc, n, json).await?,
+        Command::Dht(names::DhtCmd::Query { peer }) => names::dht_query(&rpc, peer, json).await?,
         Command::Routing(r) => match r {
+            RoutingCmd::Record(r) => names::record(&rpc, r, json).await?,
             RoutingCmd::Findprovs { cid, num_providers } => {
                 rpc.stream(
                     "routing/findprovs",
@@ -490,6 +771,7 @@ async fn run(cli: Cli, logs: cairn::node::LogBus) -> anyhow::Result<i32> {
                 .await?;
             }
         },
+        Command::Files(f) => files_command(&rpc, f, json).await?,
         Command::Pin(p) => match p {
             PinCmd::Update { from, to, unpin } => {
                 files::pin_update(&rpc, from, to, unpin, json).await?
@@ -985,5 +1267,34 @@ fn print_strings(v: &Value, json: bool) {
         for s in v["Strings"].as_array().into_iter().flatten() {
             out!("{}", s.as_str().unwrap_or_default());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `files stat`'s text as the ipfs CLI prints it: Go's `FileMode.String` lowered, the octal
+    /// permission bits, and Go's `2 Jan 2006, 15:04:05 MST` in UTC; `not set` when absent.
+    #[test]
+    fn stat_text_prints_mode_and_mtime_as_the_ipfs_cli() {
+        let template = "<type> <mode> (<mode-octal>) <mtime> <mtime-secs> <mtime-nsecs>";
+        let dir = serde_json::json!({
+            "Type": "directory", "Mode": "20000000755", "Mtime": 1630937926, "MtimeNsecs": 7
+        });
+        assert_eq!(
+            stat_text(template, &dir),
+            "directory drwxr-xr-x (0755) 6 Sep 2021, 14:18:46 UTC 1630937926 7"
+        );
+        let file = serde_json::json!({"Type": "file", "Mode": "0644"});
+        assert_eq!(
+            stat_text(template, &file),
+            "file -rw-r--r-- (0644) not set not set not set"
+        );
+        // setuid (Go's ModeSetuid, bit 23) prints `u`; the octal form keeps only 0o777.
+        assert_eq!(go_file_mode_string((1 << 23) | 0o755), "urwxr-xr-x");
+        assert_eq!(go_file_mode_string(0), "----------");
+        let bare = serde_json::json!({"Hash": "Qm", "Size": 3, "Type": "file"});
+        assert_eq!(stat_text("<hash> <size> <mode>", &bare), "Qm 3 not set");
     }
 }

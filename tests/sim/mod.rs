@@ -59,6 +59,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// How long to wait for every routing table to hold K peers.
     pub settle_timeout: Duration,
+    /// Nodes started at once while the network grows.
+    pub join_batch: usize,
+    /// The nodes' connection manager; `None` keeps the default (`Swarm.ConnMgr`: 32 / 96).
+    pub conn_mgr: Option<cairn_node_core::ConnMgrLimits>,
 }
 
 impl SimConfig {
@@ -72,6 +76,8 @@ impl SimConfig {
             concurrency: 16,
             seed: 7,
             settle_timeout: Duration::from_secs(300),
+            join_batch: 8,
+            conn_mgr: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct LookupReport {
     pub millis: Vec<u64>,
     /// Requests that failed (no answer, dial error), over all lookups.
     pub failed_requests: u64,
+    /// Provides that failed before the lookups (GET_PROVIDERS batches only).
+    pub provide_errors: usize,
 }
 
 impl LookupReport {
@@ -170,6 +178,31 @@ pub fn process_usage() -> (u64, u64, Duration) {
     (field("VmRSS:"), field("VmHWM:"), cpu)
 }
 
+/// Starts a node on the memory transport that bootstraps from `seeds`.
+async fn start_node(
+    seeds: Vec<Multiaddr>,
+    conn_mgr: Option<cairn_node_core::ConnMgrLimits>,
+) -> anyhow::Result<SimNode> {
+    let mut builder = Node::builder()
+        .profile(Profile::Test)
+        .memory_transport(true)
+        .mdns(false)
+        .gossipsub(false)
+        .bootstrap_peers(seeds);
+    if let Some(limits) = conn_mgr {
+        builder = builder.conn_mgr(limits);
+    }
+    let node = builder.build().await.context("build a node")?;
+    let peer = node.peer_id();
+    let listen = node.listen_addrs().await?;
+    let addr = listen
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Memory(_))))
+        .context("no memory address")?
+        .with(Protocol::P2p(peer));
+    Ok(SimNode { node, peer, addr })
+}
+
 /// XOR distance between two DHT keys.
 fn distance(a: &KBucketKey<Vec<u8>>, b: &KBucketKey<PeerId>) -> libp2p::kad::KBucketDistance {
     a.distance(b)
@@ -188,37 +221,41 @@ impl Sim {
 
     /// Starts one node that bootstraps from up to `bootstrap_peers` random live nodes.
     pub async fn join(&mut self) -> anyhow::Result<()> {
-        let seeds: Vec<Multiaddr> = self
-            .nodes
-            .choose_multiple(&mut self.rng, self.config.bootstrap_peers)
-            .map(|n| n.addr.clone())
-            .collect();
-        let node = Node::builder()
-            .profile(Profile::Test)
-            .memory_transport(true)
-            .mdns(false)
-            .gossipsub(false)
-            .bootstrap_peers(seeds)
-            .build()
-            .await
-            .context("build a node")?;
-        let peer = node.peer_id();
-        let listen = node.listen_addrs().await?;
-        let addr = listen
-            .into_iter()
-            .find(|a| a.iter().any(|p| matches!(p, Protocol::Memory(_))))
-            .context("no memory address")?
-            .with(Protocol::P2p(peer));
-        self.nodes.push(SimNode { node, peer, addr });
+        let seeds = self.pick_seeds();
+        let node = start_node(seeds, self.config.conn_mgr).await?;
+        self.nodes.push(node);
         Ok(())
     }
 
-    /// Starts nodes until there are `n`, each bootstrapping from earlier ones.
+    /// Up to `bootstrap_peers` random live nodes' addresses.
+    fn pick_seeds(&mut self) -> Vec<Multiaddr> {
+        self.nodes
+            .choose_multiple(&mut self.rng, self.config.bootstrap_peers)
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
+    /// Starts nodes until there are `n`, each bootstrapping from earlier ones. Nodes start
+    /// `join_batch` at a time (each batch from the nodes before it): a node's start waits on its
+    /// event loop, which a busy runtime reaches late, so one at a time would measure that wait.
     pub async fn grow_to(&mut self, n: usize) -> anyhow::Result<()> {
         let start = Instant::now();
+        let mut next_report = 25;
         while self.nodes.len() < n {
-            self.join().await?;
-            if self.nodes.len().is_multiple_of(100) {
+            // The first nodes start one by one, so that every batch has seeds to choose from.
+            let batch = if self.nodes.len() < self.config.bootstrap_peers.max(1) {
+                1
+            } else {
+                self.config.join_batch.clamp(1, n - self.nodes.len())
+            };
+            let starting: Vec<_> = (0..batch)
+                .map(|_| start_node(self.pick_seeds(), self.config.conn_mgr))
+                .collect();
+            for node in futures::future::join_all(starting).await {
+                self.nodes.push(node?);
+            }
+            if self.nodes.len() >= next_report {
+                next_report = self.nodes.len() / 25 * 25 + 25;
                 self.progress(start.elapsed()).await?;
             }
         }
@@ -236,13 +273,25 @@ impl Sim {
         Ok(())
     }
 
-    /// Every live node's routing table (WAN DHT).
+    /// Every live node's routing table (WAN DHT). The nodes are asked all at once: on a busy
+    /// runtime each answer waits its turn, and one after the other would add those waits up.
     pub async fn tables(&self) -> anyhow::Result<HashMap<PeerId, Vec<PeerId>>> {
-        let mut out = HashMap::new();
-        for n in &self.nodes {
-            out.insert(n.peer, n.node.routing_table().await?);
-        }
-        Ok(out)
+        let asks = self
+            .nodes
+            .iter()
+            .map(|n| async move { anyhow::Ok((n.peer, n.node.routing_table().await?)) });
+        futures::future::try_join_all(asks)
+            .await
+            .map(|v| v.into_iter().collect())
+    }
+
+    /// Each live node's routing-table size and connected peers, asked all at once.
+    async fn sizes(&self) -> anyhow::Result<Vec<(usize, usize)>> {
+        let asks = self.nodes.iter().map(|n| async move {
+            let table = n.node.routing_table().await?.len();
+            anyhow::Ok((table, n.node.peers().await?.len()))
+        });
+        futures::future::try_join_all(asks).await
     }
 
     /// Waits until every routing table holds at least min(K, N − 1) peers; returns how long it
@@ -252,14 +301,7 @@ impl Sim {
         let want = K.min(self.nodes.len().saturating_sub(1));
         let mut report = Instant::now();
         loop {
-            let mut all = true;
-            for n in &self.nodes {
-                if n.node.routing_table().await?.len() < want {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
+            if self.sizes().await?.iter().all(|(t, _)| *t >= want) {
                 return Ok(Some(start.elapsed()));
             }
             if report.elapsed() > Duration::from_secs(10) {
@@ -273,22 +315,59 @@ impl Sim {
         }
     }
 
+    /// Waits until the network is quiet after the join: until, over a 5 s window, fewer than one
+    /// connection per 20 nodes was opened (dials, trims and bootstrap walks have died down), or
+    /// until `max` has passed. Returns how long that took and the last window's connections opened
+    /// per second. Lookups measured before this point measure the join's storm of bootstrap walks
+    /// and connection trims on a saturated machine, not the DHT: with all 200 nodes started within
+    /// 10 s, FIND_NODE lookups right after the tables filled took 21 s at the median, where the
+    /// same code on a network that had grown for minutes took 1.1 s.
+    pub async fn wait_quiet(&self, max: Duration) -> anyhow::Result<(Duration, f64)> {
+        const WINDOW: Duration = Duration::from_secs(5);
+        let start = Instant::now();
+        let quiet = (self.nodes.len() / 20).max(1) as u64;
+        let mut before = self.counter_sum("swarm_connections_established_total{", "");
+        loop {
+            tokio::time::sleep(WINDOW).await;
+            let now = self.counter_sum("swarm_connections_established_total{", "");
+            let opened = now.saturating_sub(before);
+            before = now;
+            let rate = opened as f64 / WINDOW.as_secs_f64();
+            if opened < quiet || start.elapsed() >= max {
+                return Ok((start.elapsed(), rate));
+            }
+            if start.elapsed().as_secs() % 30 < WINDOW.as_secs() {
+                self.progress(start.elapsed()).await?;
+            }
+        }
+    }
+
     /// Prints (to stderr) how far the tables are from full and how many connections nodes hold,
     /// so that a run that does not settle shows where it stands.
     pub async fn progress(&self, elapsed: Duration) -> anyhow::Result<()> {
         let want = K.min(self.nodes.len().saturating_sub(1));
         let (mut short, mut min, mut conns, mut max_conns) = (0, usize::MAX, 0, 0);
-        for n in &self.nodes {
-            let t = n.node.routing_table().await?.len();
+        for (t, c) in self.sizes().await? {
             short += usize::from(t < want);
             min = min.min(t);
-            let c = n.node.peers().await?.len();
             conns += c;
             max_conns = max_conns.max(c);
         }
         let (rss, _, cpu) = process_usage();
+        // Totals since start over the live nodes: a count that keeps climbing while the tables
+        // stand still shows connection churn.
+        let opened = self.counter_sum("swarm_connections_established_total{", "");
+        let kad = self.counter_sum("kad_inbound_requests_total{", "");
+        // Handshakes that did not end in a connection cost as much as those that did.
+        let dials = self.counter_sum("swarm_dial_attempt_total", "");
+        let dial_errors = self.counter_sum("swarm_outgoing_connection_error_total{", "");
+        let denied = self.counter_sum("swarm_outgoing_connection_error_total{", "Denied")
+            + self.counter_sum("swarm_connections_incoming_error_total{", "Denied");
+        // Bootstrap lookups (the self walk and one per bucket refreshed) and their requests.
+        let walks = self.counter_sum("kad_query_result_num_requests_count{", "Bootstrap");
+        let walk_requests = self.counter_sum("kad_query_result_num_requests_sum{", "Bootstrap");
         eprintln!(
-            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}; RSS {} MiB; CPU {:.0} s",
+            "  [{:.0} s] {short} of {} tables below {want} peers (smallest {min}); connections per node mean {:.1} max {max_conns}, opened in all {opened}, dials {dials} (failed {dial_errors}, denied {denied}); kad requests served {kad}, of which {walk_requests} in {walks} bootstrap walks; RSS {} MiB; CPU {:.0} s",
             elapsed.as_secs_f64(),
             self.nodes.len(),
             conns as f64 / self.nodes.len().max(1) as f64,
@@ -447,16 +526,19 @@ impl Sim {
 
     /// GET_PROVIDERS requests received so far, summed over the live nodes' libp2p metrics.
     fn get_provider_requests(&self) -> u64 {
+        self.counter_sum("kad_inbound_requests_total{", "request=\"GetProvider\"")
+    }
+
+    /// The sum over the live nodes of every libp2p metric sample whose line starts with `name`
+    /// (e.g. `libp2p_swarm_connections_established_total{`) and contains `label`.
+    fn counter_sum(&self, name: &str, label: &str) -> u64 {
         self.nodes
             .iter()
             .map(|n| {
                 n.node
                     .libp2p_metrics()
                     .lines()
-                    .filter(|l| {
-                        l.contains("kad_inbound_requests_total{")
-                            && l.contains("request=\"GetProvider\"")
-                    })
+                    .filter(|l| l.contains(name) && l.contains(label))
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum::<f64>() as u64
             })
@@ -466,6 +548,7 @@ impl Sim {
     /// `count` random nodes each store and provide a new block; then a random other node looks
     /// for a provider of each (success: one found within kad's query time).
     pub async fn provider_batch(&mut self, count: usize) -> anyhow::Result<LookupReport> {
+        let mut provide_errors = 0;
         let mut cids = Vec::new();
         for _ in 0..count {
             let i = self.rng.random_range(0..self.nodes.len());
@@ -483,12 +566,18 @@ impl Sim {
                 provides.push(async move { node.provide(&cid).await });
             }
             while let Some(r) = provides.next().await {
-                r?;
+                // A provide that failed (its walk timed out) is part of the outcome: the lookup
+                // for that block then finds nobody, and counts as failed.
+                if let Err(e) = r {
+                    provide_errors += 1;
+                    eprintln!("  provide failed: {e}");
+                }
             }
         }
         let before = self.get_provider_requests();
         let mut report = LookupReport {
             total: count,
+            provide_errors,
             ..Default::default()
         };
         let mut pending = FuturesUnordered::new();

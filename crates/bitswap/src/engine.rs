@@ -125,6 +125,10 @@ pub(crate) enum CoreMsg {
         reply: oneshot::Sender<Result<Block, BitswapError>>,
     },
     SessionClosed(u64),
+    /// A waiter for this CID went away (its future was dropped): if nobody else waits, the
+    /// want ends now, with cancels to the peers asked, as Kubo's wantlist drops a want the
+    /// moment its context is cancelled (the tick would otherwise notice within 200 ms).
+    WaiterGone(Cid),
     Stored {
         blocks: Vec<Block>,
         result: Result<(), String>,
@@ -401,6 +405,14 @@ impl Core {
             CoreMsg::SessionClosed(id) => {
                 self.sessions.remove(&id);
             }
+            CoreMsg::WaiterGone(cid) => {
+                if let Some(w) = self.wants.get_mut(&cid) {
+                    w.waiters.retain(|tx| !tx.is_closed());
+                    if w.waiters.is_empty() && !w.storing {
+                        self.end_want(cid);
+                    }
+                }
+            }
             CoreMsg::Stored { blocks, result } => self.stored(blocks, result),
             CoreMsg::SearchDone(cid) => {
                 self.searches.remove(&cid);
@@ -412,7 +424,15 @@ impl Core {
     fn query(&mut self, q: Query) {
         match q {
             Query::Wantlist(None, tx) => {
-                let _ = tx.send(self.wants.keys().copied().collect());
+                // A waiter dropped just before this query may have its WaiterGone still queued
+                // behind it: the answer counts only wants someone still waits for.
+                let _ = tx.send(
+                    self.wants
+                        .iter()
+                        .filter(|(_, w)| w.storing || w.waiters.iter().any(|t| !t.is_closed()))
+                        .map(|(cid, _)| *cid)
+                        .collect(),
+                );
             }
             Query::Wantlist(Some(peer), tx) => {
                 let list = self
@@ -1288,6 +1308,17 @@ impl Core {
         }
     }
 
+    /// Ends a want nobody waits for any more: its peers' slots freed, it removed, and a cancel
+    /// queued for every peer that was asked.
+    fn end_want(&mut self, cid: Cid) {
+        self.release(&cid);
+        if let Some(w) = self.wants.remove(&cid) {
+            for peer in w.asked {
+                push_entry(&mut self.outbox, peer, WantEntry::cancel(cid));
+            }
+        }
+    }
+
     fn tick(&mut self) {
         let now = Instant::now();
         let best = self.best_per_block();
@@ -1336,12 +1367,7 @@ impl Core {
             }
         }
         for cid in cancelled {
-            self.release(&cid);
-            if let Some(w) = self.wants.remove(&cid) {
-                for peer in w.asked {
-                    push_entry(&mut self.outbox, peer, WantEntry::cancel(cid));
-                }
-            }
+            self.end_want(cid);
         }
         // A peer is penalised once per tick, by its worst late want-block, and only when another
         // peer could take the want: with nobody else to ask, lateness changes nothing (a lone
@@ -1397,6 +1423,9 @@ impl Core {
                     .filter(|h| h.late && h.at.elapsed() > interval && idle(&h.peer))
                 {
                     self.stats.wants_rerouted.inc();
+                    // A holder silent this long while its want is outstanding: a lost message
+                    // or a peer that dropped our want.
+                    self.stats.wants_reasked.inc();
                     push_entry(
                         &mut self.outbox,
                         h.peer,

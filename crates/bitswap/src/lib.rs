@@ -9,12 +9,17 @@
 //! depends on neither the node nor the DHT: storage and routing are the two small traits below,
 //! so it can be tested with two bare swarms.
 //!
+//! Inbound streams are accepted by the [`Inbound`] behaviour, outbound ones opened through
+//! libp2p-stream; compose both into the swarm's behaviour.
+//!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn cairn_bitswap::BlockStore>,
 //! #   routing: std::sync::Arc<dyn cairn_bitswap::Routing>, control: libp2p_stream::Control,
+//! #   inbound: &mut cairn_bitswap::Inbound,
 //! #   cid: cid::Cid) -> Result<(), cairn_bitswap::BitswapError> {
 //! use cairn_bitswap::{Bitswap, Config};
-//! let bitswap = Bitswap::new(Config::default(), store, routing, control,
+//! let streams = inbound.take_streams().expect("taken once");
+//! let bitswap = Bitswap::new(Config::default(), store, routing, control, streams,
 //!     tokio_util::sync::CancellationToken::new())?;
 //! // Tell it about connections as the swarm reports them:
 //! # let peer = libp2p::PeerId::random();
@@ -28,6 +33,7 @@ pub mod message;
 pub mod proto;
 
 mod engine;
+mod inbound;
 mod network;
 mod session;
 mod stats;
@@ -44,6 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use error::{BitswapError, MessageError};
+pub use inbound::{INBOUND_QUEUE, Inbound, InboundStreams};
 pub use message::{BitswapMessage, ProtocolVersion};
 pub use session::{DagProgress, LinksFn, Session};
 
@@ -192,6 +199,9 @@ pub struct Stat {
     /// peer itself when it has delivered nothing for `rebroadcast_interval` (each may cause one
     /// duplicate block).
     pub wants_rerouted: u64,
+    /// Want-blocks asked again of a late peer that delivered nothing for
+    /// [`Config::rebroadcast_interval`] (a lost message, or a peer that dropped our want).
+    pub wants_reasked: u64,
 }
 
 /// What Bitswap has exchanged with one peer (`bitswap ledger`); zero for an unknown peer.
@@ -258,19 +268,22 @@ impl std::fmt::Debug for Bitswap {
 }
 
 impl Bitswap {
-    /// Registers the Bitswap protocols on `control` and spawns the core task (needs a tokio
-    /// runtime). Errors with [`BitswapError::Store`] if the protocols are registered already.
+    /// Spawns the core task and the reader of `inbound`'s streams (needs a tokio runtime).
+    /// `control` opens the outbound streams; `inbound` comes from the swarm's [`Inbound`]
+    /// behaviour ([`Inbound::take_streams`]). Returns `Result` for errors a later version may
+    /// have; none today.
     pub fn new(
         config: Config,
         store: Arc<dyn BlockStore>,
         routing: Arc<dyn Routing>,
-        mut control: libp2p_stream::Control,
+        control: libp2p_stream::Control,
+        inbound: InboundStreams,
         cancel: CancellationToken,
     ) -> Result<Self, BitswapError> {
         let cancel = cancel.child_token();
         let (requests, requests_rx) = mpsc::channel(1024);
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        network::spawn_inbound(&mut control, requests.clone(), cancel.clone())?;
+        network::spawn_inbound(inbound, requests.clone(), cancel.clone());
         let stats = Arc::new(Stats::default());
         let core = Core::new(
             config.clone(),
@@ -367,7 +380,14 @@ impl Bitswap {
             })
             .await
             .map_err(|_| BitswapError::Stopped)?;
-        rx.await.map_err(|_| BitswapError::Stopped)?
+        // Dropped before the answer (a timeout, a client gone): the core hears at once.
+        let mut gone = WaiterGuard {
+            ctl: &self.inner.ctl,
+            cid: Some(*cid),
+        };
+        let answer = rx.await;
+        gone.cid = None;
+        answer.map_err(|_| BitswapError::Stopped)?
     }
 
     pub(crate) fn close_session(&self, id: u64) {
@@ -419,6 +439,23 @@ impl Bitswap {
             unwanted_blocks: s.unwanted_blocks.get(),
             peers_dropped: s.peers_dropped.get(),
             wants_rerouted: s.wants_rerouted.get(),
+            wants_reasked: s.wants_reasked.get(),
         })
+    }
+}
+
+/// Tells the core when a [`Bitswap::want`] future is dropped while it still waits, so the want
+/// ends without waiting for the core's next tick.
+struct WaiterGuard<'a> {
+    ctl: &'a mpsc::UnboundedSender<CoreMsg>,
+    /// `None` once answered.
+    cid: Option<Cid>,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(cid) = self.cid.take() {
+            let _ = self.ctl.send(CoreMsg::WaiterGone(cid));
+        }
     }
 }

@@ -1,42 +1,34 @@
-//! Streams on libp2p-stream: the inbound accept loops (one reader task per stream, reading
-//! messages until EOF as go-bitswap's `handleNewStream` does) and one writer task per peer that
-//! keeps a long-lived outbound stream, negotiating the newest version the peer speaks.
+//! Bitswap's streams: the inbound accept loop over what [`Inbound`](crate::Inbound) accepted (one
+//! reader task per stream, reading messages until EOF as go-bitswap's `handleNewStream` does),
+//! and one writer task per peer that keeps a long-lived outbound stream on libp2p-stream,
+//! negotiating the newest version the peer speaks.
 
 use futures::io::BufReader;
-use futures::{StreamExt, stream};
 use libp2p::PeerId;
 use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::CoreMsg;
-use crate::error::BitswapError;
 use crate::message::{BitswapMessage, MAX_MESSAGE_SIZE, ProtocolVersion, read_frame, write_frame};
 
 /// Messages a peer's writer holds before senders wait: bounded, so a slow peer cannot make the
 /// node queue without limit (the server also bounds its own messages in flight per peer).
 const WRITER_QUEUE: usize = 32;
 
-/// Registers the four Bitswap protocols and spawns the task that accepts their streams; each
-/// stream gets a reader that decodes messages and hands them to the core.
+/// Spawns the task that takes the streams [`Inbound`](crate::Inbound) accepted; each stream
+/// gets a reader that decodes messages and hands them to the core.
 pub(crate) fn spawn_inbound(
-    control: &mut Control,
+    streams: crate::InboundStreams,
     core: mpsc::Sender<CoreMsg>,
     cancel: CancellationToken,
-) -> Result<(), BitswapError> {
-    let mut incoming = Vec::new();
-    for v in ProtocolVersion::ALL {
-        let s = control
-            .accept(v.protocol())
-            .map_err(|e| BitswapError::Store(format!("registering {}: {e}", v.protocol())))?;
-        incoming.push(s.map(move |(peer, stream)| (peer, stream, v)).boxed());
-    }
-    let mut all = stream::select_all(incoming);
+) {
+    let mut streams = streams.0;
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
                 _ = cancel.cancelled() => break,
-                n = all.next() => n,
+                n = streams.recv() => n,
             };
             let Some((peer, stream, _version)) = next else {
                 break;
@@ -51,7 +43,6 @@ pub(crate) fn spawn_inbound(
             });
         }
     });
-    Ok(())
 }
 
 async fn read_loop(peer: PeerId, stream: libp2p::Stream, core: mpsc::Sender<CoreMsg>) {

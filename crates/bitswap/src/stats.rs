@@ -21,6 +21,7 @@ pub(crate) struct Stats {
     pub bad_messages: Counter,
     pub peers_dropped: Counter,
     pub wants_dropped: Counter,
+    pub wants_reasked: Counter,
     pub provider_searches: Counter,
     pub wants_rerouted: Counter,
     pub wantlist: Gauge,
@@ -118,6 +119,11 @@ impl Stats {
             "wants_dropped",
             "Wants refused because a peer's ledger was full",
             self.wants_dropped.clone(),
+        );
+        r.register(
+            "wants_reasked",
+            "Wants asked again because the peer chosen for them was silent for the rebroadcast interval",
+            self.wants_reasked.clone(),
         );
         r.register(
             "provider_searches",

@@ -51,12 +51,21 @@ impl Routing for NoRouting {
 struct Side {
     bitswap: Bitswap,
     store: Arc<MemStore>,
+    /// The other side's peer id.
     peer: PeerId,
+}
+
+/// What each test swarm runs: libp2p-stream for Bitswap's outbound streams, and Bitswap's own
+/// acceptor for inbound ones.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct Streams {
+    stream: libp2p_stream::Behaviour,
+    inbound: cairn_bitswap::Inbound,
 }
 
 /// Two swarms connected over TCP, each with a Bitswap told about the other.
 async fn pair() -> (Side, Side) {
-    let build = || -> Swarm<libp2p_stream::Behaviour> {
+    let build = || -> Swarm<Streams> {
         libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(
@@ -65,7 +74,10 @@ async fn pair() -> (Side, Side) {
                 yamux::Config::default,
             )
             .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .with_behaviour(|_| Streams {
+                stream: libp2p_stream::Behaviour::new(),
+                inbound: cairn_bitswap::Inbound::new(),
+            })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build()
@@ -79,13 +91,14 @@ async fn pair() -> (Side, Side) {
         }
     };
     let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
-    let side = |swarm: &Swarm<libp2p_stream::Behaviour>, peer| {
+    let side = |swarm: &mut Swarm<Streams>, peer| {
         let store = Arc::new(MemStore::default());
         let bitswap = Bitswap::new(
             Config::default(),
             store.clone(),
             Arc::new(NoRouting),
-            swarm.behaviour().new_control(),
+            swarm.behaviour().stream.new_control(),
+            swarm.behaviour_mut().inbound.take_streams().unwrap(),
             CancellationToken::new(),
         )
         .unwrap();
@@ -95,7 +108,7 @@ async fn pair() -> (Side, Side) {
             peer,
         }
     };
-    let (sa, sb) = (side(&a, b_id), side(&b, a_id));
+    let (sa, sb) = (side(&mut a, b_id), side(&mut b, a_id));
     b.dial(addr).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -171,6 +184,17 @@ async fn blocks_and_dags_cross_between_two_swarms() {
     assert_eq!(stat.peers, vec![b.peer]);
 }
 
+/// Waits (at most 10 s) until `side`'s ledger of the other peer's wants is exactly `cids`.
+async fn ledger_becomes(side: &Side, cids: Vec<Cid>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while side.bitswap.wantlist(Some(side.peer)).await.unwrap() != cids {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 #[tokio::test]
 async fn a_want_is_answered_when_the_block_arrives_later() {
     let (a, b) = pair().await;
@@ -179,13 +203,7 @@ async fn a_want_is_answered_when_the_block_arrives_later() {
     let bs = b.bitswap.clone();
     let pending = tokio::spawn(async move { bs.get(&cid).await });
     // A keeps B's want in its ledger until it has the block.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while a.bitswap.wantlist(Some(a.peer)).await.unwrap() != vec![cid] {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("B's want reaches A's ledger");
+    ledger_becomes(&a, vec![cid], "B's want reaches A's ledger").await;
     assert_eq!(b.bitswap.wantlist(None).await.unwrap(), vec![cid]);
     a.store.put_many(vec![block.clone()]).unwrap();
     a.bitswap.blocks_added(vec![(cid, block.len())]);
@@ -195,4 +213,23 @@ async fn a_want_is_answered_when_the_block_arrives_later() {
         .unwrap()
         .unwrap();
     assert_eq!(got, block);
+}
+
+/// A want whose future is dropped (a timeout, a client gone) leaves the wantlist at once, as
+/// Kubo's does when its context is cancelled, and the peer asked gets the cancel: its ledger
+/// empties without waiting for a tick or a rebroadcast.
+#[tokio::test]
+async fn a_dropped_want_leaves_the_wantlist_and_the_peer_gets_a_cancel() {
+    let (a, b) = pair().await;
+    let cid = *Block::from_data(RAW, &b"nobody has this"[..])
+        .unwrap()
+        .cid();
+    let bs = b.bitswap.clone();
+    let pending = tokio::spawn(async move { bs.get(&cid).await });
+    ledger_becomes(&a, vec![cid], "B's want reaches A's ledger").await;
+    pending.abort();
+    assert!(pending.await.unwrap_err().is_cancelled());
+    // Asked right after the drop: already gone.
+    assert_eq!(b.bitswap.wantlist(None).await.unwrap(), Vec::<Cid>::new());
+    ledger_becomes(&a, Vec::new(), "the cancel reaches A").await;
 }

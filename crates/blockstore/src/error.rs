@@ -147,6 +147,10 @@ pub enum BlockstoreError {
         /// The raw key, hex-encoded.
         key: String,
     },
+    /// A node record key ([`crate::Blockstore::get_record`]) that does not start with `/` or is
+    /// over 1,024 bytes.
+    #[error("invalid record key: it must start with '/' and be at most 1024 bytes")]
+    InvalidRecordKey,
     /// The storage engine failed.
     #[error("storage engine: {0}")]
     Engine(#[from] EngineError),

@@ -1,7 +1,7 @@
 //! The [`Blockstore`]: verified blocks keyed by multihash, a size index, large blocks as files,
 //! pins, garbage collection, and group-committed durable writes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -242,6 +242,16 @@ struct IndexRecord {
 const INDEX_VERSION: u8 = 1;
 /// The meta key recording that the index was built (stores written before it had no index).
 const LAYOUT_KEY: &[u8] = b"layout";
+
+/// Node records ([`Blockstore::get_record`]) live beside the store's own bookkeeping in the
+/// `Meta` keyspace; theirs start with `/` (as Kubo's datastore keys do), the store's never.
+fn check_record_key(key: &[u8]) -> Result<()> {
+    if key.first() == Some(&b'/') && key.len() <= 1024 {
+        Ok(())
+    } else {
+        Err(BlockstoreError::InvalidRecordKey)
+    }
+}
 // Layout 2 (indexed, no totals) was only written by development builds; it is opened as an
 // index whose totals are missing, and they are counted once.
 /// Indexed, with the running totals under [`TOTALS_KEY`].
@@ -306,6 +316,16 @@ fn cid_of_key(key: &[u8]) -> Result<Cid> {
         reason: format!("stored key is not a multihash: {e}"),
     })?;
     Ok(Cid::new_v1(RAW, mh))
+}
+
+/// The `Meta` keyspace prefix of named roots (no leading `/`, so apart from node records).
+const ROOT_PREFIX: &[u8] = b"root/";
+
+/// The `Meta` key of the named root `name`.
+fn root_key(name: &str) -> Vec<u8> {
+    let mut k = ROOT_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
 }
 
 /// A 128-bit summary of a multihash, for the GC mark set and walk sets: 16 bytes a block instead
@@ -892,6 +912,59 @@ impl Blockstore {
         self.commit()
     }
 
+    // ---- the node's own small records --------------------------------------------------------
+
+    /// The record the node keeps under `key` (a Kubo datastore key such as `/local/filesroot`
+    /// or `/ipns/<peer id bytes>`), if any. Keys starting with `/` are the node's; the store's
+    /// own bookkeeping keys never do.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`] for a key not starting with `/`, or an engine error.
+    pub fn get_record(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        check_record_key(key)?;
+        Ok(self.engine().get(Keyspace::Meta, key)?)
+    }
+
+    /// Stores `value` under `key` (see [`Blockstore::get_record`]). With
+    /// [`Durability::Synced`] it is on disk when this returns, as a block put is; it is written
+    /// in one engine operation, so a crash leaves the old value or the new one.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn put_record(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_record_key(key)?;
+        self.engine().put(Keyspace::Meta, key, value)?;
+        self.commit_if_durable()
+    }
+
+    /// Every node record whose key starts with `prefix` (which must itself start with `/`), in
+    /// key order.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
+        check_record_key(prefix)?;
+        let mut out = Vec::new();
+        for r in self.engine().iter(Keyspace::Meta) {
+            let (k, v) = r?;
+            if k.starts_with(prefix) {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the record under `key`; returns whether there was one.
+    ///
+    /// # Errors
+    /// [`BlockstoreError::InvalidRecordKey`], or an engine error.
+    pub fn delete_record(&self, key: &[u8]) -> Result<bool> {
+        check_record_key(key)?;
+        let had = self.engine().delete(Keyspace::Meta, key)?;
+        self.commit_if_durable()?;
+        Ok(had)
+    }
+
     // ---- pins -------------------------------------------------------------------------------
 
     /// Pins a CID (with no name). See [`Blockstore::pin_named`].
@@ -1146,6 +1219,155 @@ impl Blockstore {
         Ok(())
     }
 
+    // ---- named roots ---------------------------------------------------------------------------
+
+    /// Sets (or with `None` clears) the named root `name`, durably: what the node keeps as Kubo
+    /// keeps its MFS root under the datastore key `/local/filesroot`. Garbage collection keeps
+    /// every block reachable from a named root (best effort: blocks missing under it are
+    /// skipped, as Kubo's GC treats the MFS root), so a caller that stores a DAG's blocks and
+    /// then sets its root while holding one [`GcGuard`] never loses a block to a concurrent GC,
+    /// and a crash in between leaves the previous root, whose blocks are still stored.
+    pub fn set_root(&self, name: &str, cid: Option<&Cid>) -> Result<()> {
+        let _guard = self.gc_guard();
+        let key = root_key(name);
+        match cid {
+            Some(c) => self.engine().put(Keyspace::Meta, &key, &c.to_bytes())?,
+            None => {
+                self.engine().delete(Keyspace::Meta, &key)?;
+            }
+        }
+        self.commit()
+    }
+
+    /// The named root `name`, if set (see [`Blockstore::set_root`]).
+    pub fn root(&self, name: &str) -> Result<Option<Cid>> {
+        let Some(bytes) = self.engine().get(Keyspace::Meta, &root_key(name))? else {
+            return Ok(None);
+        };
+        Cid::try_from(&bytes[..])
+            .map(Some)
+            .map_err(|e| BlockstoreError::InvalidCid {
+                input: format!("named root {name:?}"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Every named root's CID (an unreadable record is skipped).
+    fn roots(&self) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        for item in self.engine().iter(Keyspace::Meta) {
+            let (key, value) = item?;
+            if key.starts_with(ROOT_PREFIX)
+                && let Ok(cid) = Cid::try_from(&value[..])
+            {
+                out.push(cid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks what is reachable from `root` and stored, skipping what is missing.
+    fn mark_best_effort(&self, root: &Cid, marked: &mut HashSet<u128>) -> Result<()> {
+        self.walk_best_effort(root, marked, &mut |_, _| Ok(()))
+    }
+
+    /// Walks the DAG under `root` depth first, each block once (`seen` holds what was met), and
+    /// calls `visit(cid, read)` for every block met: `read` is true for a block read from the
+    /// store, false for a raw leaf, whose presence the walk does not check. Missing blocks are
+    /// skipped with what is under them.
+    fn walk_best_effort(
+        &self,
+        root: &Cid,
+        seen: &mut HashSet<u128>,
+        visit: &mut dyn FnMut(Cid, bool) -> Result<()>,
+    ) -> Result<()> {
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if cid.hash().code() == IDENTITY || !seen.insert(compact(cid.hash())) {
+                continue;
+            }
+            if cid.codec() == RAW {
+                visit(cid, false)?;
+                continue;
+            }
+            let Some(block) = self.get(&cid)? else {
+                continue;
+            };
+            visit(cid, true)?;
+            stack.extend(links(&cid, block.data())?);
+        }
+        Ok(())
+    }
+
+    /// Every stored block reachable from `root` (the root included), each once, depth first;
+    /// what is missing is skipped with everything under it. For providing a DAG that may be
+    /// partly local (Kubo's `mfs` provide strategy walks the MFS root this way).
+    ///
+    /// # Errors
+    /// Engine errors, or [`BlockstoreError::Decode`] for a stored block whose links cannot be
+    /// read.
+    pub fn reachable_stored(&self, root: &Cid) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        self.walk_best_effort(root, &mut HashSet::new(), &mut |cid, read| {
+            if read || self.has(&cid)? {
+                out.push(cid);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// How much of the DAG under `root` is stored here, as Kubo's `files stat --with-local`
+    /// counts it: `(local, size_local)` where `size_local` is the root block's size in bytes plus,
+    /// for every link, the linked block's own `size_local` (a block linked twice counts twice,
+    /// as Kubo's tree walk does), and `local` is whether nothing under `root` is missing. A
+    /// missing block adds 0 bytes and makes `local` false. Nothing is fetched.
+    ///
+    /// Memory: one entry per distinct block reached (memoised, so shared subtrees cost one
+    /// walk, not one per path).
+    ///
+    /// # Errors
+    /// Engine errors, or [`BlockstoreError::Decode`] for a stored block whose links cannot be
+    /// read.
+    pub fn local_size(&self, root: &Cid) -> Result<(bool, u64)> {
+        let mut memo: HashMap<Cid, (bool, u64)> = HashMap::new();
+        /// A block read (its own size in bytes, its links): finished once its links are.
+        type Read = Option<(u64, Vec<Cid>)>;
+        let mut stack: Vec<(Cid, Read)> = vec![(*root, None)];
+        while let Some((cid, read)) = stack.pop() {
+            match read {
+                None => {
+                    if memo.contains_key(&cid) {
+                        continue;
+                    }
+                    let Some(block) = self.get(&cid)? else {
+                        memo.insert(cid, (false, 0));
+                        continue;
+                    };
+                    let children = links(&cid, block.data())?;
+                    let pending: Vec<Cid> = children
+                        .iter()
+                        .filter(|c| !memo.contains_key(c))
+                        .copied()
+                        .collect();
+                    stack.push((cid, Some((block.data().len() as u64, children))));
+                    stack.extend(pending.into_iter().map(|c| (c, None)));
+                }
+                Some((own, children)) => {
+                    let mut entry = (true, own);
+                    for c in &children {
+                        // Content addressing rules out cycles, so every child is finished.
+                        let (local, size) = memo.get(c).copied().unwrap_or((false, 0));
+                        entry.0 &= local;
+                        entry.1 = entry.1.saturating_add(size);
+                    }
+                    memo.insert(cid, entry);
+                }
+            }
+        }
+        Ok(memo.get(root).copied().unwrap_or((false, 0)))
+    }
+
     // ---- garbage collection ------------------------------------------------------------------
 
     /// Removes every block not reachable from a pin and returns them all. See
@@ -1161,7 +1383,8 @@ impl Blockstore {
         Ok(report)
     }
 
-    /// Removes every block not reachable from a pin, calling `on_removed(cid, size)` for each as
+    /// Removes every block not reachable from a pin or a named root ([`Blockstore::set_root`]),
+    /// calling `on_removed(cid, size)` for each as
     /// it goes; then removes block files no index record names (left by a crash). Waits for
     /// writers holding a [`GcGuard`] and holds new ones off while it runs. If a pinned DAG is
     /// incomplete it removes nothing and returns [`BlockstoreError::GcIncompletePin`], as Kubo's
@@ -1194,6 +1417,9 @@ impl Blockstore {
                     )?;
                 }
             }
+        }
+        for root in self.roots()? {
+            self.mark_best_effort(&root, &mut marked)?;
         }
         let mut summary = GcSummary::default();
         let mut doomed: Vec<(Vec<u8>, IndexRecord)> = Vec::with_capacity(1024);

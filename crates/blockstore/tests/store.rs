@@ -454,3 +454,27 @@ fn other_hash_functions_store_and_find() {
     }
     assert_eq!(store.stat().unwrap().blocks, 4);
 }
+
+/// Node records (`get_record`/`put_record`) survive a reopen, are kept apart from the store's
+/// bookkeeping (keys must start with `/`), and can be removed.
+#[test]
+fn node_records_persist_and_refuse_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Blockstore::open(dir.path()).unwrap();
+        assert_eq!(store.get_record(b"/local/filesroot").unwrap(), None);
+        store.put_record(b"/local/filesroot", b"root-1").unwrap();
+        store.put_record(b"/local/filesroot", b"root-2").unwrap();
+        assert!(store.put_record(b"layout", b"x").is_err());
+        assert!(store.get_record(b"").is_err());
+        assert!(store.put_record(&[b'/'; 1025], b"x").is_err());
+    }
+    let store = Blockstore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.get_record(b"/local/filesroot").unwrap().as_deref(),
+        Some(&b"root-2"[..])
+    );
+    assert!(store.delete_record(b"/local/filesroot").unwrap());
+    assert!(!store.delete_record(b"/local/filesroot").unwrap());
+    assert_eq!(store.get_record(b"/local/filesroot").unwrap(), None);
+}

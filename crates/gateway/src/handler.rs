@@ -80,6 +80,12 @@ impl Failure {
                 StatusCode::BAD_GATEWAY
             }
             NodeError::Unixfs(UnixfsError::InvalidBlock { .. }) => StatusCode::BAD_GATEWAY,
+            // An IPNS name with no valid record anywhere: nothing to serve.
+            NodeError::Ipns(m) if m.starts_with(cairn_node_core::names::ERR_RESOLVE_FAILED) => {
+                StatusCode::NOT_FOUND
+            }
+            // A malformed name (or a DNSLink name, which cairn does not resolve).
+            NodeError::Ipns(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure::new(status, format!("failed to resolve {path}: {e}"))
@@ -337,12 +343,24 @@ async fn respond(gw: &Inner, req: Request) -> Result<Reply, Failure> {
             None => text(StatusCode::NOT_FOUND, "404 page not found"),
         });
     }
-    if path.starts_with("/ipns/") {
-        return Ok(text(
-            StatusCode::NOT_IMPLEMENTED,
-            "IPNS is not supported by this gateway yet: use /ipfs/ paths",
-        ));
-    }
+    let raw_path = path;
+    // An IPNS path is resolved to the content path its name points at (the DHT, through the
+    // node), and served as that path; X-Ipfs-Path keeps the /ipns/ path asked for.
+    let resolved;
+    let path = match path.strip_prefix("/ipns/") {
+        Some(rest) => {
+            let name = rest.split('/').next().unwrap_or_default();
+            let tail = &rest[name.len()..];
+            let target = gw
+                .node
+                .name_resolve(&format!("/ipns/{name}"), true)
+                .await
+                .map_err(|e| Failure::node(raw_path, e))?;
+            resolved = format!("{}{tail}", target.trim_end_matches('/'));
+            resolved.as_str()
+        }
+        None => path,
+    };
     let Some(rest) = path.strip_prefix("/ipfs/") else {
         return Ok(text(StatusCode::NOT_FOUND, "404 page not found"));
     };
@@ -401,7 +419,7 @@ async fn respond(gw: &Inner, req: Request) -> Result<Reply, Failure> {
         gw,
         head: method == Method::HEAD,
         headers: req.headers().clone(),
-        raw_path: path.to_string(),
+        raw_path: raw_path.to_string(),
         query_string: uri.query().map(str::to_string),
         content_path,
         root,

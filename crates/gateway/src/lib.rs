@@ -21,7 +21,9 @@
 //! Status codes follow the specs: 400 for a bad CID or parameter, 404 for a path that does not
 //! exist or a block that is not available without fetching, 504 when retrieval times out, 502
 //! when it fails otherwise, 406 for deserialized responses when `DeserializedResponses` is
-//! false, 501 for `/ipns/` (IPNS is not implemented yet).
+//! false. An `/ipns/<name>/...` path is resolved through the node's IPNS (the DHT) and served
+//! as the content path it names (404 when no valid record is found, 400 for a malformed or
+//! DNSLink name, which cairn does not resolve).
 //!
 //! # Memory bound
 //! Per request: one block in flight plus a few queued chunks ([`cairn_node_core::files::STREAM_BUFFER`]);

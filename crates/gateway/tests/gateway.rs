@@ -353,8 +353,62 @@ async fn path_gateway_with_curl() {
     assert_eq!(got.status, 405);
     let got = curl(&format!("{gw}/api/v0/id"), &[]).await;
     assert_eq!(got.status, 404);
+    // DNSLink names are not resolved by cairn: a clear 400.
     let got = curl(&format!("{gw}/ipns/example.com"), &[]).await;
-    assert_eq!(got.status, 501);
+    assert_eq!(got.status, 400);
+    assert!(got.text().contains("DNSLink"), "{}", got.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipns_paths_serve_what_the_name_points_at() {
+    let node = node().await;
+    let gw = serve(&node, GatewayConfig::default(), GatewayMetrics::default()).await;
+    let added = add(
+        &node,
+        &[
+            ("site/sub/hello.txt", b"hello".to_vec()),
+            ("site/a.txt", b"a".to_vec()),
+        ],
+        None,
+    )
+    .await;
+    let site = added["site"];
+    let mut opts = cairn_node_core::names::PublishOptions::default();
+    opts.allow_offline = true; // a lone node: the record stays in its own store
+    let name = node
+        .name_publish(&format!("/ipfs/{site}"), opts)
+        .await
+        .unwrap()
+        .name;
+
+    let path = format!("/ipns/{name}/sub/hello.txt");
+    let got = curl(&format!("{gw}{path}"), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, b"hello");
+    assert_eq!(got.header("x-ipfs-path"), path);
+    // Publishing a new target changes what the same URL serves.
+    let mut opts = cairn_node_core::names::PublishOptions::default();
+    opts.allow_offline = true;
+    node.name_publish(&format!("/ipfs/{}", added["site/sub"]), opts)
+        .await
+        .unwrap();
+    let got = curl(&format!("{gw}/ipns/{name}/hello.txt"), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, b"hello");
+    let got = curl(&format!("{gw}/ipns/{name}/a.txt"), &[]).await;
+    assert_eq!(got.status, 404, "{}", got.text());
+
+    // A name nobody published, and a name that is no name.
+    let nobody = cairn_node_core::ipns::Name::from_peer_id(cairn_node_core::PeerId::random());
+    let got = curl(&format!("{gw}/ipns/{nobody}"), &[]).await;
+    assert_eq!(got.status, 404, "{}", got.text());
+    assert!(
+        got.text().contains("could not resolve name"),
+        "{}",
+        got.text()
+    );
+    let got = curl(&format!("{gw}/ipns/k51notaname"), &[]).await;
+    assert_eq!(got.status, 400, "{}", got.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -373,7 +373,7 @@ async fn store_batch(node: &Node, only_hash: bool, blocks: Vec<Block>) -> Result
 /// catches it). So the wait happens in `block_in_place`, which first hands the worker's other
 /// tasks to another thread. A current-thread runtime has no other thread to hand them to; there
 /// the wait stays in place, as before.
-fn gc_guard_off_runtime(store: &cairn_blockstore::Blockstore) -> GcGuard {
+pub(crate) fn gc_guard_off_runtime(store: &cairn_blockstore::Blockstore) -> GcGuard {
     if let Some(guard) = store.try_gc_guard() {
         return guard;
     }

@@ -52,8 +52,11 @@ pub(crate) struct Behaviour {
     pub lan_kad: SelfAnsweringKad,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
-    /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap next).
+    /// Raw streams for protocols cairn speaks by hand (on-demand ping; Bitswap's outbound
+    /// streams).
     pub stream: libp2p_stream::Behaviour,
+    /// Bitswap's inbound streams (see [`cairn_bitswap::Inbound`]: none dropped under bursts).
+    pub bitswap_inbound: cairn_bitswap::Inbound,
 }
 
 /// The protocols this node serves, as identify announces them.
@@ -86,11 +89,13 @@ pub(crate) fn local_protocols(opts: &BehaviourOptions) -> Vec<String> {
 }
 
 /// What the behaviours are built from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct BehaviourOptions {
     pub mdns: bool,
     pub gossipsub: bool,
     pub max_connections: u32,
+    /// What the blockstore holds: the DHTs name this node as a provider of exactly that.
+    pub has_block: crate::provider_store::HasBlock,
 }
 
 /// go-libp2p's `DefaultMsgIdFn`: the source peer id's bytes followed by the 8-byte big-endian
@@ -123,10 +128,24 @@ pub(crate) fn build(
 
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
 
-    let kad = dht(peer_id, KAD_PROTOCOL);
+    let kad = dht(
+        peer_id,
+        KAD_PROTOCOL,
+        opts.has_block.clone(),
+        kad::BucketInserts::OnConnected,
+    );
     // Kubo's LAN DHT, beside the WAN one: the only one Kubo speaks with peers it sees on private or
-    // loopback addresses (see crate::dual_dht).
-    let lan_kad = dht(peer_id, crate::dual_dht::LAN_KAD_PROTOCOL);
+    // loopback addresses (see crate::dual_dht). Its table takes only such peers, as Kubo's
+    // `PrivateRoutingTableFilter` does: kad would insert every peer it dialled that speaks the
+    // protocol, public ones too, and the LAN table would then double the WAN one's bootstrap and
+    // refresh work (the dht_sim bench: ~400 extra bootstraps in a 200-node join). Peers come in
+    // only through `dual_dht::add_identified`, which passes their private and loopback addresses.
+    let lan_kad = dht(
+        peer_id,
+        crate::dual_dht::LAN_KAD_PROTOCOL,
+        opts.has_block.clone(),
+        kad::BucketInserts::Manual,
+    );
 
     let mdns = if opts.mdns {
         Some(
@@ -167,28 +186,50 @@ pub(crate) fn build(
         mdns: mdns.into(),
         gossipsub: gossipsub.into(),
         stream: libp2p_stream::Behaviour::new(),
+        bitswap_inbound: cairn_bitswap::Inbound::new(),
     })
 }
 
 /// A Kademlia behaviour on `protocol` in server mode, with the node's record limits.
-fn dht(peer_id: libp2p::PeerId, protocol: StreamProtocol) -> SelfAnsweringKad {
+fn dht(
+    peer_id: libp2p::PeerId,
+    protocol: StreamProtocol,
+    has_block: crate::provider_store::HasBlock,
+    inserts: kad::BucketInserts,
+) -> SelfAnsweringKad {
     let mut kad_config = kad::Config::new(protocol);
-    kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
-    // Inbound records come to the event loop, which stores them (crate::dual_dht::on_inbound) and
-    // reports provider records as NodeEvent::ProviderRecordStored.
-    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    kad_config.set_kbucket_inserts(inserts);
+    // go-libp2p-kad-dht's RoutingTableRefreshPeriod (Kubo's default): every refresh walks one
+    // random key per bucket and, in a network larger than LowWater, opens a connection for most
+    // of the peers it asks, so refreshing twice as often (rust-libp2p's 5 min) doubles the
+    // node's idle dialling and CPU for no gain (the dht_sim bench showed it).
+    kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(10 * 60)));
+    // Inbound records go straight to the store, which validates value records and refuses
+    // invalid or outdated ones with a reset, as Kubo does (crate::provider_store); the event loop
+    // then reports stored provider records as NodeEvent::ProviderRecordStored.
+    kad_config.set_record_filtering(kad::StoreInserts::Unfiltered);
     // kad would re-run one query per provided key every 12 h; the node's reprovider does this in
     // batches on Provide.DHT.Interval instead (exchange.rs).
     kad_config.set_provider_publication_interval(None);
-    let store = kad::store::MemoryStore::with_config(
+    // go-libp2p-kad-dht never re-sends others' value records, and re-sends its own only through
+    // the IPNS republisher (crate::ipns_publisher, on Ipns.RepublishPeriod); kad's hourly
+    // replication of every stored record would be traffic Kubo does not make.
+    kad_config.set_replication_interval(None);
+    kad_config.set_publication_interval(None);
+    let others = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
-            max_records: 64 * 1024,
-            max_value_bytes: 65 * 1024,
+            // Value records (`/ipns/`, `/pk/`): the IPNS spec caps a record at 10 KiB, so at
+            // most 16,384 records x 10 KiB = 160 MiB per DHT (LAN and WAN each), a bound no
+            // peer can push past; past it, new keys are refused (kad's MaxRecords).
+            max_records: 16 * 1024,
+            max_value_bytes: cairn_ipns::MAX_RECORD_SIZE,
             max_providers_per_key: 64,
+            // Other peers' provider records only; this node's own come from the blockstore.
             max_provided_keys: 1 << 20,
         },
     );
+    let store = crate::provider_store::ProviderStore::new(others, peer_id, has_block);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     // Auto mode starts as a client until an external address is confirmed, and then peers would not
     // add us to their tables: a storage node always serves the DHT.

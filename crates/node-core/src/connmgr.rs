@@ -1,7 +1,8 @@
 //! The connection manager's decision, kept pure so it can be tested without a network: when more
-//! than `HighWater` peers are connected, close the newest of the peers that are neither protected
-//! nor younger than `GracePeriod` until `LowWater` of those remain (Kubo's `Swarm.ConnMgr`, as
-//! go-libp2p's basic connection manager decides).
+//! than `HighWater` peers are connected, close the lowest-valued (and among equals the newest) of
+//! the peers that are neither protected nor younger than `GracePeriod` until `LowWater` of those
+//! remain (Kubo's `Swarm.ConnMgr`, as go-libp2p's basic connection manager decides; values as
+//! go-libp2p-kad-dht tags routing-table peers).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,15 @@ use libp2p::PeerId;
 
 use crate::config::{ConnMgrConfig, parse_go_duration};
 use crate::error::RepoError;
+
+/// Routing-table peers whose common prefix length with this node is below this are protected
+/// from trimming: the two farthest buckets, which hold half and a quarter of the keyspace and are
+/// the hardest to refill (go-libp2p-kad-dht's `protectedBuckets`).
+pub(crate) const PROTECTED_BUCKETS: u32 = 2;
+/// The value of every other routing-table peer is this plus its common prefix length, so that
+/// trimming closes peers the DHT does not use first (go-libp2p-kad-dht's `baseConnMgrScore` on
+/// its `kbucket` tag); a peer in no table is worth 0.
+pub(crate) const KBUCKET_SCORE: u32 = 5;
 
 /// The connection manager's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +159,25 @@ mod tests {
         assert_eq!(victims.len(), 5);
         // Newest first.
         assert_eq!(victims[0], c[7].peer);
+    }
+
+    #[test]
+    fn trims_peers_outside_the_routing_table_first() {
+        let limits = ConnMgrLimits {
+            low_water: 2,
+            high_water: 3,
+            grace_period: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut c = candidates(5, t0);
+        // The two oldest are in the routing table: though older connections are normally kept
+        // and newer ones closed, the three valueless ones go.
+        c[0].value = KBUCKET_SCORE + 3;
+        c[1].value = KBUCKET_SCORE + 7;
+        let victims = select_victims(&c, &limits, t0 + Duration::from_secs(10));
+        assert_eq!(victims.len(), 3);
+        assert!(!victims.contains(&c[0].peer) && !victims.contains(&c[1].peer));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use libp2p::kad::{self, QueryId, QueryResult, store::MemoryStore};
+use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +45,10 @@ impl Dht {
 }
 
 /// The behaviour of one of the two DHTs.
-pub(crate) fn kad_of(b: &mut Behaviour, dht: Dht) -> &mut kad::Behaviour<MemoryStore> {
+pub(crate) fn kad_of(
+    b: &mut Behaviour,
+    dht: Dht,
+) -> &mut kad::Behaviour<crate::provider_store::ProviderStore> {
     match dht {
         Dht::Wan => &mut b.kad,
         Dht::Lan => &mut b.lan_kad,
@@ -120,6 +123,25 @@ pub(crate) fn add_identified(
     }
 }
 
+/// Every peer in either routing table, with its common prefix length (CPL) with this node: how
+/// many leading bits of its DHT key (SHA-256 of the peer id) match ours. The connection manager
+/// values routing-table peers by it, as go-libp2p-kad-dht tags them (see `crate::connmgr`).
+pub(crate) fn table_peers_cpl(b: &mut Behaviour, local: &PeerId) -> HashMap<PeerId, u32> {
+    let me = kad::KBucketKey::from(*local);
+    let mut out = HashMap::new();
+    for dht in Dht::BOTH {
+        for bucket in kad_of(b, dht).kbuckets() {
+            for entry in bucket.iter() {
+                // The distance's highest set bit is 255 − CPL; only our own key has none.
+                if let Some(bit) = me.distance(entry.node.key).ilog2() {
+                    out.insert(*entry.node.key.preimage(), 255 - bit);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Drops a peer that could not be dialled from both routing tables, as go-libp2p-kad-dht drops a
 /// peer whose dial fails during a query. rust-libp2p keeps an unreachable peer in its table until
 /// a newcomer needs its bucket slot, so without this a node that left stays in the tables of a
@@ -144,46 +166,46 @@ pub(crate) fn on_dial_failure(b: &mut Behaviour, peer: &PeerId, error: &libp2p::
     }
 }
 
-/// Stores a record a peer put to one of the DHTs (the behaviours are built with
-/// `StoreInserts::FilterBoth`, so storing is ours to do), and describes a stored provider record
-/// as an event. Records the store refuses (over its limits) are dropped with a debug log, as the
-/// behaviour itself would drop them.
+/// Reports the provider records a peer's request stored in one of the DHTs (kad runs with
+/// `StoreInserts::Unfiltered`: the store has already validated and kept them, see
+/// [`crate::provider_store`]).
 pub(crate) fn on_inbound(
     b: &mut Behaviour,
     dht: Dht,
     request: kad::InboundRequest,
-) -> Option<NodeEvent> {
-    use kad::store::RecordStore as _;
-    match request {
-        kad::InboundRequest::AddProvider {
-            record: Some(record),
-        } => {
-            let key = record.key.to_vec();
-            let provider = record.provider;
-            match kad_of(b, dht).store_mut().add_provider(record) {
-                Ok(()) => Some(NodeEvent::ProviderRecordStored {
-                    key,
-                    provider,
-                    lan: dht == Dht::Lan,
-                }),
-                Err(e) => {
-                    tracing::debug!(%provider, ?dht, "provider record not stored: {e}");
-                    None
-                }
-            }
-        }
-        kad::InboundRequest::PutRecord {
-            source,
-            record: Some(record),
-            ..
-        } => {
-            if let Err(e) = kad_of(b, dht).store_mut().put(record) {
-                tracing::debug!(%source, ?dht, "record not stored: {e}");
-            }
-            None
-        }
-        _ => None,
+) -> Vec<NodeEvent> {
+    if !matches!(request, kad::InboundRequest::AddProvider { .. }) {
+        return Vec::new();
     }
+    kad_of(b, dht)
+        .store_mut()
+        .take_stored()
+        .into_iter()
+        .map(|(key, provider)| NodeEvent::ProviderRecordStored {
+            key: key.to_vec(),
+            provider,
+            lan: dht == Dht::Lan,
+        })
+        .collect()
+}
+
+/// Kubo's `dhtrecordcount` (go-libp2p-kad-dht's default quorum for `GetValue`): a lookup stops
+/// after this many valid records and answers with the best.
+pub(crate) const RECORD_QUORUM: usize = 16;
+
+/// A value put on both DHTs: succeeds if a peer of either took it.
+struct ValuePut {
+    reply: Reply<usize>,
+    outstanding: usize,
+    stored_on: usize,
+    error: Option<String>,
+}
+
+/// A value lookup on both DHTs: the valid records both found (this node's own included).
+struct ValueLookup {
+    reply: Reply<Vec<Vec<u8>>>,
+    outstanding: usize,
+    values: Vec<Vec<u8>>,
 }
 
 /// A provide running on both DHTs: succeeds if either announcement did.
@@ -233,6 +255,8 @@ pub(crate) struct DualDht {
     peer_lookups: HashMap<u64, PeerLookup>,
     /// `closest_peers` lookups (WAN only), by query id.
     closest: HashMap<QueryId, Reply<ClosestPeers>>,
+    value_puts: HashMap<u64, ValuePut>,
+    value_lookups: HashMap<u64, ValueLookup>,
 }
 
 impl DualDht {
@@ -241,14 +265,20 @@ impl DualDht {
         self.next_op
     }
 
-    /// Announces `key` on both DHTs (Kubo picks one; announcing on both reaches Kubo whichever it
-    /// uses, and costs a second walk only when both tables have peers). Replies once both finished.
-    pub fn provide(&mut self, b: &mut Behaviour, key: kad::RecordKey, reply: Reply<()>) {
-        let op = self.op();
+    /// Starts one query of operation `op` on each DHT with `start`; returns how many started
+    /// and the last error of those that did not.
+    fn start_both<E: ToString>(
+        &mut self,
+        b: &mut Behaviour,
+        op: u64,
+        mut start: impl FnMut(
+            &mut kad::Behaviour<crate::provider_store::ProviderStore>,
+        ) -> Result<QueryId, E>,
+    ) -> (usize, Option<String>) {
         let mut started = 0;
         let mut error = None;
         for dht in Dht::BOTH {
-            match kad_of(b, dht).start_providing(key.clone()) {
+            match start(kad_of(b, dht)) {
                 Ok(id) => {
                     self.queries.insert((dht, id), op);
                     started += 1;
@@ -256,6 +286,14 @@ impl DualDht {
                 Err(e) => error = Some(e.to_string()),
             }
         }
+        (started, error)
+    }
+
+    /// Announces `key` on both DHTs (Kubo picks one; announcing on both reaches Kubo whichever it
+    /// uses, and costs a second walk only when both tables have peers). Replies once both finished.
+    pub fn provide(&mut self, b: &mut Behaviour, key: kad::RecordKey, reply: Reply<()>) {
+        let op = self.op();
+        let (started, error) = self.start_both(b, op, |kad| kad.start_providing(key.clone()));
         if started == 0 {
             let e = error.unwrap_or_default();
             let _ = reply.send(Err(NodeError::Routing(format!("provide: {e}"))));
@@ -322,6 +360,75 @@ impl DualDht {
     pub fn closest_peers(&mut self, b: &mut Behaviour, key: Vec<u8>, reply: Reply<ClosestPeers>) {
         let id = b.kad.get_closest_peers(key);
         self.closest.insert(id, reply);
+    }
+
+    /// Stores `value` under `key` (already validated) in this node's DHT stores and sends it to
+    /// the closest peers on both DHTs, as go-libp2p-kad-dht's `PutValue` does on Kubo's dual
+    /// DHT. Replies with how many peers took it, or with [`NodeError::Routing`] if none did
+    /// (`failed to find any peer in table` when neither table has a peer).
+    pub fn put_value(
+        &mut self,
+        b: &mut Behaviour,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<usize>,
+    ) {
+        use kad::store::RecordStore as _;
+        let rkey = kad::RecordKey::new(&key);
+        for dht in Dht::BOTH {
+            if let Some(held) = kad_of(b, dht).store_mut().get(&rkey)
+                && crate::dht_records::compare(&key, &value, &held.value)
+                    == std::cmp::Ordering::Less
+            {
+                // go-libp2p-kad-dht's PutValue refuses to replace a better local record.
+                let e = crate::dht_records::RecordError::Outdated;
+                let _ = reply.send(Err(NodeError::InvalidRecord(e)));
+                return;
+            }
+        }
+        let op = self.op();
+        let record = kad::Record {
+            key: rkey,
+            value,
+            publisher: None,
+            expires: None,
+        };
+        let (started, error) = self.start_both(b, op, |kad| {
+            kad.put_record(record.clone(), kad::Quorum::One)
+        });
+        if started == 0 {
+            let e = error.unwrap_or_default();
+            let _ = reply.send(Err(NodeError::Routing(format!("put value: {e}"))));
+            return;
+        }
+        self.value_puts.insert(
+            op,
+            ValuePut {
+                reply,
+                outstanding: started,
+                stored_on: 0,
+                error,
+            },
+        );
+    }
+
+    /// Looks `key` up on both DHTs (this node's own store first); replies with every valid
+    /// record found, distinct, once both lookups end or [`RECORD_QUORUM`] were found. The caller
+    /// picks the best ([`crate::dht_records::select`]).
+    pub fn get_value(&mut self, b: &mut Behaviour, key: Vec<u8>, reply: Reply<Vec<Vec<u8>>>) {
+        let op = self.op();
+        for dht in Dht::BOTH {
+            let id = kad_of(b, dht).get_record(kad::RecordKey::new(&key));
+            self.queries.insert((dht, id), op);
+        }
+        self.value_lookups.insert(
+            op,
+            ValueLookup {
+                reply,
+                outstanding: 2,
+                values: Vec::new(),
+            },
+        );
     }
 
     /// Forgets lookups whose consumer went away, stopping their queries.
@@ -450,6 +557,71 @@ impl DualDht {
                     // Dropping the lookup drops the sender: the stream ends.
                 } else {
                     self.lookups.insert(op, lookup);
+                }
+            }
+            QueryResult::PutRecord(r) => {
+                let Some(p) = self.value_puts.get_mut(&op) else {
+                    return;
+                };
+                match r {
+                    Ok(_) => p.stored_on += 1,
+                    Err(
+                        kad::PutRecordError::QuorumFailed { success, .. }
+                        | kad::PutRecordError::Timeout { success, .. },
+                    ) => {
+                        p.stored_on += success.len();
+                        if success.is_empty() {
+                            p.error = Some("failed to find any peer in table".into());
+                        }
+                    }
+                }
+                if !last {
+                    return;
+                }
+                p.outstanding -= 1;
+                if p.outstanding == 0 {
+                    let p = self.value_puts.remove(&op).expect("present");
+                    let result = if p.stored_on > 0 {
+                        Ok(p.stored_on)
+                    } else {
+                        Err(NodeError::Routing(p.error.unwrap_or_else(|| {
+                            "failed to find any peer in table".into()
+                        })))
+                    };
+                    let _ = p.reply.send(result);
+                }
+            }
+            QueryResult::GetRecord(r) => {
+                let Some(lookup) = self.value_lookups.get_mut(&op) else {
+                    return;
+                };
+                let side_done = last || r.is_err();
+                if let Ok(kad::GetRecordOk::FoundRecord(found)) = r {
+                    let now = std::time::SystemTime::now();
+                    let key = found.record.key.as_ref();
+                    match crate::dht_records::validate(key, &found.record.value, now) {
+                        Ok(()) if !lookup.values.contains(&found.record.value) => {
+                            lookup.values.push(found.record.value);
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            tracing::debug!(peer = ?found.peer, "invalid record dropped: {e}")
+                        }
+                    }
+                }
+                if side_done && !last {
+                    if let Some(mut q) = kad_of(b, dht).query_mut(&id) {
+                        q.finish();
+                    }
+                    self.queries.remove(&(dht, id));
+                }
+                if side_done {
+                    lookup.outstanding -= 1;
+                }
+                if lookup.outstanding == 0 || lookup.values.len() >= RECORD_QUORUM {
+                    let lookup = self.value_lookups.remove(&op).expect("present");
+                    self.finish_queries(b, &HashSet::from([op]));
+                    let _ = lookup.reply.send(Ok(lookup.values));
                 }
             }
             QueryResult::GetClosestPeers(r) => {

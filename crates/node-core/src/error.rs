@@ -85,6 +85,19 @@ pub enum NodeError {
     /// The repo failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A keystore operation failed (Kubo's texts).
+    #[error(transparent)]
+    Keystore(#[from] crate::keystore::KeystoreError),
+    /// A DHT value record that does not validate.
+    #[error(transparent)]
+    InvalidRecord(#[from] crate::dht_records::RecordError),
+    /// An IPNS name or record problem (a bad name, a record that does not validate, a name that
+    /// resolves to nothing).
+    #[error("{0}")]
+    Ipns(String),
+    /// An MFS (`files`) command failed; the text is Kubo's where Kubo has one.
+    #[error(transparent)]
+    Mfs(cairn_unixfs::mfs::MfsError),
 }
 
 /// Errors reading, writing or locking a repo.

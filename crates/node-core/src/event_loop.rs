@@ -25,7 +25,7 @@ use cairn_bootstrap::{
 use libp2p::identity::PublicKey;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::connmgr::{Candidate, ConnMgrLimits, select_victims};
+use crate::connmgr::{Candidate, ConnMgrLimits, KBUCKET_SCORE, PROTECTED_BUCKETS, select_victims};
 use crate::dual_dht::{Dht, DualDht, QueryStep, table_addrs};
 use crate::error::NodeError;
 use crate::repo::Repo;
@@ -90,6 +90,17 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: Reply<crate::types::ClosestPeers>,
     },
+    /// Stores a validated value record and sends it to the closest peers of both DHTs.
+    PutValue {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<usize>,
+    },
+    /// Collects the valid value records under a key from both DHTs (this node's store first).
+    GetValue {
+        key: Vec<u8>,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
     Protect {
         peer: PeerId,
         protect: bool,
@@ -102,6 +113,8 @@ pub(crate) enum Command {
         reply: Reply<()>,
     },
     RoutingTable {
+        /// The LAN DHT's table instead of the WAN one's.
+        lan: bool,
         reply: Reply<Vec<PeerId>>,
     },
     AddPeerAddress {
@@ -422,6 +435,13 @@ impl EventLoop {
                 self.dht
                     .closest_peers(self.swarm.behaviour_mut(), key, reply);
             }
+            Command::PutValue { key, value, reply } => {
+                self.dht
+                    .put_value(self.swarm.behaviour_mut(), key, value, reply);
+            }
+            Command::GetValue { key, reply } => {
+                self.dht.get_value(self.swarm.behaviour_mut(), key, reply);
+            }
             Command::Protect { peer, protect } => {
                 if protect {
                     self.protected.insert(peer);
@@ -436,9 +456,10 @@ impl EventLoop {
                 self.bootstrapper.set_list(list);
                 let _ = reply.send(Ok(()));
             }
-            Command::RoutingTable { reply } => {
+            Command::RoutingTable { lan, reply } => {
                 let mut peers = Vec::new();
-                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                let dht = if lan { Dht::Lan } else { Dht::Wan };
+                for bucket in crate::dual_dht::kad_of(self.swarm.behaviour_mut(), dht).kbuckets() {
                     peers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
                 }
                 let _ = reply.send(Ok(peers));
@@ -849,7 +870,7 @@ impl EventLoop {
     }
 
     fn on_inbound(&mut self, dht: Dht, request: kad::InboundRequest) {
-        if let Some(event) = crate::dual_dht::on_inbound(self.swarm.behaviour_mut(), dht, request) {
+        for event in crate::dual_dht::on_inbound(self.swarm.behaviour_mut(), dht, request) {
             self.emit(event);
         }
     }
@@ -906,9 +927,12 @@ impl EventLoop {
                     }
                 }
                 BootstrapAction::KadBootstrap => {
-                    if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
-                        tracing::debug!("kademlia bootstrap: {e:?}");
-                    }
+                    // Nothing to start: rust-libp2p's kad already bootstraps by itself when a
+                    // peer enters a table that holds fewer than K, as every bootstrap peer does
+                    // (added above), and again until the table holds K. One more bootstrap here
+                    // was a duplicate walk per start (go-libp2p-kad-dht runs one refresh); the
+                    // dht_sim bench still counts 23–28 walk queries per joining node without it.
+                    tracing::debug!("kademlia bootstrap: left to kad's automatic bootstrap");
                 }
                 BootstrapAction::SaveBackupPeers(addrs) => {
                     if let Some(repo) = &self.repo {
@@ -1017,14 +1041,22 @@ impl EventLoop {
         {
             return;
         }
+        // Routing-table peers are worth keeping, the farthest buckets' most (go-libp2p-kad-dht
+        // tags and protects them so): a lookup needs no new handshake to reach them.
+        let local = *self.swarm.local_peer_id();
+        let table = crate::dual_dht::table_peers_cpl(self.swarm.behaviour_mut(), &local);
         let candidates: Vec<Candidate> = self
             .peers
             .iter()
-            .map(|(peer, s)| Candidate {
-                peer: *peer,
-                connected_since: s.connected_at,
-                protected: self.protected.contains(peer),
-                value: 0,
+            .map(|(peer, s)| {
+                let cpl = table.get(peer).copied();
+                Candidate {
+                    peer: *peer,
+                    connected_since: s.connected_at,
+                    protected: self.protected.contains(peer)
+                        || cpl.is_some_and(|c| c < PROTECTED_BUCKETS),
+                    value: cpl.map_or(0, |c| KBUCKET_SCORE + c),
+                }
             })
             .collect();
         let victims = select_victims(&candidates, &self.conn_mgr, now);

@@ -126,18 +126,33 @@ pub enum ProvideStrategy {
     Pinned,
     /// The roots of the pins only.
     Roots,
+    /// The blocks of the MFS tree (`files/*`) that are stored here (Kubo's `mfs`).
+    Mfs,
+    /// Every block of every pinned DAG, and the MFS tree's (Kubo's `pinned+mfs`).
+    PinnedMfs,
 }
 
 impl ProvideStrategy {
-    /// Parses Kubo's names (`all`, `pinned`, `roots`; `flat` is taken as `all`).
+    /// Parses Kubo's names (`all`, `pinned`, `roots`, `mfs`, `pinned+mfs`; `flat` is taken as
+    /// `all`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "" | "all" | "flat" => Some(ProvideStrategy::All),
             "pinned" => Some(ProvideStrategy::Pinned),
             "roots" => Some(ProvideStrategy::Roots),
+            "mfs" => Some(ProvideStrategy::Mfs),
+            "pinned+mfs" | "mfs+pinned" => Some(ProvideStrategy::PinnedMfs),
             _ => None,
         }
     }
+}
+
+/// The stored blocks of the MFS tree (none before the first `files` command).
+fn mfs_blocks(store: &cairn_blockstore::Blockstore) -> Result<Vec<Cid>, NodeError> {
+    Ok(match store.root(crate::mfs::FILES_ROOT)? {
+        Some(root) => store.reachable_stored(&root)?,
+        None => Vec::new(),
+    })
 }
 
 /// Providing settings, from the config's `Provide` section.
@@ -185,10 +200,12 @@ impl ProvideConfig {
             .and_then(|p| p.get("Strategy"))
             .or_else(|| reprovider.and_then(|r| r.get("Strategy")));
         if let Some(v) = strategy.filter(|v| !v.is_null()) {
-            out.strategy = v
-                .as_str()
-                .and_then(ProvideStrategy::parse)
-                .ok_or_else(|| invalid("Provide.Strategy", "expected all, pinned or roots"))?;
+            out.strategy = v.as_str().and_then(ProvideStrategy::parse).ok_or_else(|| {
+                invalid(
+                    "Provide.Strategy",
+                    "expected all, pinned, roots, mfs or pinned+mfs",
+                )
+            })?;
         }
         let interval = provide
             .and_then(|p| p.get("DHT"))
@@ -382,6 +399,21 @@ impl ProviderTask {
                     .into_iter()
                     .map(|p| p.cid)
                     .collect(),
+                ProvideStrategy::Mfs => mfs_blocks(&store)?,
+                ProvideStrategy::PinnedMfs => {
+                    let mut cids: Vec<Cid> = store
+                        .pins(PinFilter::All)?
+                        .into_iter()
+                        .map(|p| p.cid)
+                        .collect();
+                    let pinned: std::collections::HashSet<Cid> = cids.iter().copied().collect();
+                    cids.extend(
+                        mfs_blocks(&store)?
+                            .into_iter()
+                            .filter(|c| !pinned.contains(c)),
+                    );
+                    cids
+                }
             })
         })
         .await

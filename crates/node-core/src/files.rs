@@ -227,12 +227,18 @@ impl Node {
 
     /// Resolves an IPFS path (`/ipfs/CID/a/b`, `/ipld/CID/a`, `CID/a`) through dag-pb links
     /// (plain and HAMT directories) and dag-cbor links, as Kubo's `resolve` and `dag resolve`.
+    /// An `/ipns/<name>/...` path is first resolved through IPNS ([`Node::name_resolve`]).
     ///
     /// # Errors
     /// [`NodeError::Unixfs`] for a bad path or a missing link (Kubo's `no link named ...`),
     /// [`NodeError::BlockNotFound`] / [`NodeError::Timeout`] for blocks that cannot be read.
     pub async fn resolve(&self, path: &str, opts: FetchOptions) -> Result<Resolved, NodeError> {
         let src = self.block_source(opts).whole_dags(false);
+        if path.starts_with("/ipns/") {
+            // Kubo's ResolvePath: the name first (recursively), then the content path.
+            let target = self.name_resolve(path, true).await?;
+            return resolve_with(&src, &target).await;
+        }
         resolve_with(&src, path).await
     }
 

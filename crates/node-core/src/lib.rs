@@ -16,15 +16,20 @@ pub mod add;
 mod behaviour;
 pub mod config;
 pub mod connmgr;
+pub mod dht_records;
 pub mod dual_dht;
 pub mod error;
 mod event_loop;
 pub mod events;
 pub mod exchange;
 pub mod files;
+pub mod keystore;
 pub mod limits;
 pub mod logs;
+pub mod mfs;
+pub mod names;
 mod node;
+mod provider_store;
 pub mod repo;
 mod self_kad;
 pub mod types;
@@ -34,6 +39,7 @@ pub use behaviour::{
     IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PUBSUB_MESSAGE, agent_version, go_message_id,
 };
 pub use cairn_bitswap::{DagProgress, LedgerInfo, Stat as BitswapStat};
+pub use cairn_ipns as ipns;
 pub use cairn_unixfs as unixfs;
 pub use config::{Config, Profile};
 pub use connmgr::ConnMgrLimits;

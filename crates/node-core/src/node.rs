@@ -73,6 +73,7 @@ pub struct NodeBuilder {
     bootstrap: Option<Vec<Multiaddr>>,
     mdns: Option<bool>,
     gossipsub: Option<bool>,
+    ipns_pubsub: Option<bool>,
     conn_mgr: Option<ConnMgrLimits>,
     max_connections: Option<u32>,
     blockstore: Option<Blockstore>,
@@ -95,6 +96,7 @@ impl NodeBuilder {
             bootstrap: None,
             mdns: None,
             gossipsub: None,
+            ipns_pubsub: None,
             conn_mgr: None,
             max_connections: None,
             blockstore: None,
@@ -158,6 +160,13 @@ impl NodeBuilder {
     /// Turns mDNS discovery on or off (default: `Discovery.MDNS.Enabled`).
     pub fn mdns(mut self, on: bool) -> Self {
         self.mdns = Some(on);
+        self
+    }
+
+    /// Turns IPNS over pubsub on or off (Kubo's `--enable-namesys-pubsub`; default
+    /// `Ipns.UsePubsub`, off). On, it turns gossipsub on too, as Kubo's flag does.
+    pub fn ipns_pubsub(mut self, on: bool) -> Self {
+        self.ipns_pubsub = Some(on);
         self
     }
 
@@ -346,16 +355,43 @@ impl NodeBuilder {
             }
             .into());
         }
+        // The key of a provider record is the block's multihash (as Kubo's); the store keys blocks
+        // by multihash too, so the CID's version and codec here do not matter.
+        let has_block: crate::provider_store::HasBlock = {
+            let store = blockstore.clone();
+            Arc::new(move |key: &libp2p::kad::RecordKey| {
+                cid::multihash::Multihash::<64>::from_bytes(key.as_ref())
+                    .ok()
+                    .map(|mh| cid::Cid::new_v1(cairn_blockstore::codec::RAW, mh))
+                    .is_some_and(|c| store.has(&c).unwrap_or(false))
+            })
+        };
+        let ipns_pubsub = self.ipns_pubsub.unwrap_or_else(|| {
+            config
+                .extra
+                .get("Ipns")
+                .and_then(|i| i.get("UsePubsub"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        });
         let options = BehaviourOptions {
+            has_block,
             mdns: self.mdns.unwrap_or(config.discovery.mdns.enabled),
             gossipsub: self.gossipsub.unwrap_or(config.pubsub_enabled())
-                || self.pubsub_discovery.is_some(),
+                || self.pubsub_discovery.is_some()
+                || ipns_pubsub,
             max_connections: self
                 .max_connections
                 .unwrap_or_else(|| (conn_mgr.high_water as u32).saturating_mul(4).max(800)),
         };
 
         let provide_config = ProvideConfig::from_config(&config)?;
+        let ipns_timing = crate::names::IpnsTiming::from_config(&config)?;
+        let keystore = match &repo {
+            Some(r) => crate::keystore::Keystore::open(r.path().join("keystore"))?,
+            None => crate::keystore::Keystore::in_memory(),
+        };
+        let identity = keypair.clone();
         let public_key = keypair.public();
         let private = swarm_key.as_ref().map(|k| k.fingerprint().to_string());
         let mut registry = prometheus_client::registry::Registry::default();
@@ -367,6 +403,11 @@ impl NodeBuilder {
         let mut swarm = build_swarm(keypair, &options, transport, self.dns, &mut registry)?;
         let metrics = libp2p::metrics::Metrics::new(&mut registry);
         let stream_control = swarm.behaviour().stream.new_control();
+        let bitswap_streams = swarm
+            .behaviour_mut()
+            .bitswap_inbound
+            .take_streams()
+            .ok_or_else(|| NodeError::Swarm("bitswap streams taken twice".into()))?;
         let protocols = behaviour::local_protocols(&options);
         let mut listening = HashSet::new();
         // An address of a transport cairn does not have (Kubo's default `/webrtc-direct` and
@@ -416,6 +457,7 @@ impl NodeBuilder {
             Arc::new(NodeStore(store_slot.clone(), events.clone())),
             Arc::new(NodeRouting(command_tx.clone())),
             stream_control.clone(),
+            bitswap_streams,
             cancel.clone(),
         )
         .map_err(|e| NodeError::Swarm(e.to_string()))?;
@@ -458,6 +500,9 @@ impl NodeBuilder {
         let node = Node {
             shared: Arc::new(Shared {
                 peer_id,
+                keypair: identity,
+                keystore,
+                name_pubsub: crate::names::NamePubsub::new(ipns_pubsub),
                 commands: command_tx,
                 cancel,
                 events,
@@ -469,8 +514,10 @@ impl NodeBuilder {
                 protocols,
                 bitswap,
                 provider,
+                mfs_lock: Arc::new(tokio::sync::Mutex::new(())),
             }),
         };
+        crate::names::spawn_republisher(&node, ipns_timing);
         match tokio::time::timeout(LISTEN_TIMEOUT, ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(node),
             Ok(Ok(Err(e))) => {
@@ -666,8 +713,14 @@ impl std::fmt::Debug for StreamControl {
 pub(crate) type StoreSlot = Arc<parking_lot::RwLock<Option<Blockstore>>>;
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     peer_id: PeerId,
+    /// The identity key pair (`self`), which signs this node's IPNS records.
+    pub(crate) keypair: Keypair,
+    /// The other named keys (`<repo>/keystore`, or in memory).
+    pub(crate) keystore: crate::keystore::Keystore,
+    /// IPNS over pubsub: whether it is on, and the names followed.
+    pub(crate) name_pubsub: crate::names::NamePubsub,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
     events: crate::events::Emitter,
@@ -681,6 +734,9 @@ struct Shared {
     protocols: Vec<String>,
     bitswap: Bitswap,
     provider: Provider,
+    /// Serialises MFS commands (Kubo's MFS root has one lock too): each reads the root, makes
+    /// blocks, then sets the root.
+    mfs_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for Shared {
@@ -708,6 +764,21 @@ impl Node {
         self.shared.peer_id
     }
 
+    /// A handle that does not keep the node alive (for the node's own background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    /// The node behind a [`Node::downgrade`] handle, while it still has other handles.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<Node> {
+        weak.upgrade().map(|shared| Node { shared })
+    }
+
+    /// The node's shared state, for the other `impl Node` blocks of the crate.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command,
@@ -724,7 +795,12 @@ impl Node {
         rx.await.map_err(|_| NodeError::NodeStopped)?
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// The MFS command lock (see `Shared::mfs_lock`).
+    pub(crate) fn mfs_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.shared.mfs_lock.clone()
+    }
+
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Blockstore) -> Result<T, cairn_blockstore::BlockstoreError> + Send + 'static,
     ) -> Result<T, NodeError> {
@@ -1133,6 +1209,57 @@ impl Node {
             .await
     }
 
+    /// Puts a value record in the DHT, as Kubo's `routing put` does: `key` is
+    /// `/ipns/<peer id bytes>` or `/pk/<peer id bytes>`, and `value` must be valid under it
+    /// ([`crate::dht_records`]: a signed, unexpired IPNS record of that peer, or that peer's
+    /// public key). The record is kept in this node's DHT stores (it answers `GET_VALUE` for it)
+    /// and sent to the closest peers of both DHTs. Returns how many peers took it.
+    ///
+    /// # Errors
+    /// [`NodeError::InvalidRecord`] for a record that does not validate, or is worse than the
+    /// one this node holds under `key` (nothing is sent),
+    /// [`NodeError::Routing`] if no peer took it (`failed to find any peer in table` on a node
+    /// with empty tables), [`NodeError::NodeStopped`].
+    pub async fn put_value(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<usize, NodeError> {
+        let (key, value) = (key.into(), value.into());
+        crate::dht_records::validate(&key, &value, std::time::SystemTime::now())?;
+        self.call(|reply| Command::PutValue { key, value, reply })
+            .await
+    }
+
+    /// Every valid value record found under `key` in the DHT (this node's own store included),
+    /// best first, as Kubo's `routing get` collects them (up to 16).
+    ///
+    /// # Errors
+    /// [`NodeError::Routing`] `not found` when no valid record was found;
+    /// [`NodeError::NodeStopped`].
+    pub async fn get_values(&self, key: impl Into<Vec<u8>>) -> Result<Vec<Vec<u8>>, NodeError> {
+        let key = key.into();
+        let k = key.clone();
+        let mut values = self
+            .call(|reply| Command::GetValue { key: k, reply })
+            .await?;
+        if values.is_empty() {
+            return Err(NodeError::Routing("not found".into()));
+        }
+        if let Some(best) = crate::dht_records::select(&key, &values) {
+            values.swap(0, best);
+        }
+        Ok(values)
+    }
+
+    /// The best valid value record under `key` in the DHT (see [`Node::get_values`]).
+    ///
+    /// # Errors
+    /// As [`Node::get_values`].
+    pub async fn get_value(&self, key: impl Into<Vec<u8>>) -> Result<Vec<u8>, NodeError> {
+        Ok(self.get_values(key).await?.swap_remove(0))
+    }
+
     // ---- identity and diagnostics --------------------------------------------------------------
 
     /// This node's public key.
@@ -1229,9 +1356,17 @@ impl Node {
             .await
     }
 
-    /// The peers in the DHT routing table.
+    /// The peers in the DHT routing table (the WAN DHT, `/ipfs/kad/1.0.0`).
     pub async fn routing_table(&self) -> Result<Vec<PeerId>, NodeError> {
-        self.call(|reply| Command::RoutingTable { reply }).await
+        self.call(|reply| Command::RoutingTable { lan: false, reply })
+            .await
+    }
+
+    /// The peers in the LAN DHT's routing table (`/ipfs/lan/kad/1.0.0`): as in Kubo, only peers
+    /// seen on private or loopback addresses (see the `dual_dht` module).
+    pub async fn lan_routing_table(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.call(|reply| Command::RoutingTable { lan: true, reply })
+            .await
     }
 
     // ---- lifecycle ---------------------------------------------------------------------------

@@ -19,7 +19,9 @@ use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, Multiaddr};
-use libp2p::kad::{self, KadPeer, store::MemoryStore};
+use libp2p::kad::{self, KadPeer};
+
+use crate::provider_store::ProviderStore;
 use libp2p::swarm::behaviour::{ExternalAddrConfirmed, ExternalAddrExpired};
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, THandler,
@@ -27,7 +29,7 @@ use libp2p::swarm::{
 };
 use libp2p::{PeerId, multiaddr::Protocol};
 
-type Inner = kad::Behaviour<MemoryStore>;
+type Inner = kad::Behaviour<ProviderStore>;
 /// The handler's events, named through the behaviour (libp2p-kad does not export the type).
 type HandlerOut = THandlerOutEvent<Inner>;
 /// The handler's commands, likewise.

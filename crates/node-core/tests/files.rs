@@ -126,3 +126,46 @@ async fn cat_get_refs_and_car_between_nodes() -> anyhow::Result<()> {
     assert!(d.import_car(&car[..car.len() - 100]).await.is_err());
     Ok(())
 }
+
+/// `Provide.Strategy` `mfs`: the reprovider announces the MFS tree's blocks, not other content;
+/// `pinned+mfs` adds the pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mfs_provide_strategy_selects_the_files_tree() -> anyhow::Result<()> {
+    use cairn_node_core::unixfs::mfs::WriteOptions;
+    for (strategy, pinned_too) in [("mfs", false), ("pinned+mfs", true)] {
+        let mut config =
+            cairn_node_core::Config::with_identity(cairn_node_core::repo::new_identity().1);
+        config.extra.insert(
+            "Provide".into(),
+            serde_json::json!({ "Strategy": strategy }),
+        );
+        let n = cairn_node_core::Node::builder()
+            .config(config)
+            .profile(cairn_node_core::Profile::Test)
+            .build()
+            .await?;
+        // Outside the MFS: an imported, pinned file of 2 blocks and more.
+        let (outside, _) = import(&n, &content(600 << 10, 3)).await;
+        n.pin(&outside, cairn_blockstore::PinMode::Recursive)
+            .await?;
+        let mut w = WriteOptions::default();
+        w.create = true;
+        w.parents = true;
+        // 600 KiB in the MFS: 3 leaves under a file node, a directory, the root.
+        n.files_write("/d/f", &content(600 << 10, 4), &w, FetchOptions::default())
+            .await?;
+        let root = n.files_stat("/", FetchOptions::default()).await?.hash;
+        let mfs_blocks = n.blockstore()?.reachable_stored(&root)?.len() as u64;
+        assert_eq!(mfs_blocks, 1 + 1 + 1 + 3, "root, /d, /d/f and its leaves");
+        // `pinned` selects every block of the pinned DAGs (the root and its 3 leaves here).
+        let pins = if pinned_too {
+            let all = n.blockstore()?.pins(cairn_blockstore::PinFilter::All)?;
+            assert_eq!(all.len(), 4);
+            4
+        } else {
+            0
+        };
+        assert_eq!(n.reprovide().await?, mfs_blocks + pins, "{strategy}");
+    }
+    Ok(())
+}

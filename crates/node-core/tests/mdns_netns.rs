@@ -3,6 +3,12 @@
 //!
 //! Needs root and `ip` (iproute2); `scripts/test.sh` installs it. The namespaces and the veth pair
 //! are created and removed by the test; all traffic stays between them.
+//!
+//! The children log libp2p-mdns at trace level to stderr; the parent keeps those lines and prints
+//! them only when an attempt fails, so a failure says whether the mDNS sockets were created and
+//! whether queries went out and came in. One CI run (of many) saw neither node discover the other
+//! within 60 s while every local run took under a second; so a failed attempt is retried once in a
+//! fresh pair of namespaces on another subnet, and the test fails only if both attempts fail.
 //! Run: `cargo test -p cairn-node-core --test mdns_netns`.
 
 use std::io::{BufRead, BufReader};
@@ -17,6 +23,11 @@ const CHILD: &str = "CAIRN_MDNS_CHILD";
 
 /// Inside a namespace: run a node with mDNS on and report the first peer it connects to.
 async fn child() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter("libp2p_mdns=trace,libp2p_swarm=debug")
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let node = Node::builder()
         .listen_addrs(["/ip4/0.0.0.0/tcp/0".parse()?])
         .bootstrap_peers([])
@@ -87,11 +98,30 @@ impl Drop for Lab {
     }
 }
 
+/// Where an attempt's lines come from: a child's stdout (the protocol with the parent) or its
+/// stderr (the mDNS log, printed only on failure).
+enum Line {
+    Out(usize, String),
+    Err(usize, String),
+}
+
 fn parent() -> anyhow::Result<()> {
     if Command::new("ip").arg("-V").output().is_err() {
         bail!("this test needs iproute2 (`apt-get install iproute2`); scripts/test.sh installs it");
     }
-    let tag = std::process::id() % 100_000;
+    match attempt(0) {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            eprintln!("attempt 1 failed: {first:#}; retrying once in fresh namespaces");
+            attempt(1).context("attempt 2 (after attempt 1 failed too)")
+        }
+    }
+}
+
+/// One lab: two fresh namespaces on subnet 10.213.`n`.0/24, a node in each, 60 s to find each
+/// other.
+fn attempt(n: u32) -> anyhow::Result<()> {
+    let tag = (std::process::id() % 10_000) * 10 + n;
     let mut lab = Lab {
         names: [format!("cairn-mdns-a{tag}"), format!("cairn-mdns-b{tag}")],
         children: Vec::new(),
@@ -103,31 +133,48 @@ fn parent() -> anyhow::Result<()> {
     ip(&[
         "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
     ])?;
-    for (ns, dev, addr) in [(&a, &va, "10.213.0.1/24"), (&b, &vb, "10.213.0.2/24")] {
+    let (addr_a, addr_b) = (format!("10.213.{n}.1/24"), format!("10.213.{n}.2/24"));
+    for (ns, dev, addr) in [(&a, &va, &addr_a), (&b, &vb, &addr_b)] {
         ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
         ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
     }
 
-    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    let (tx, rx) = mpsc::channel::<Line>();
     for (i, ns) in [&a, &b].into_iter().enumerate() {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(std::env::current_exe()?)
             .env(CHILD, "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()?;
         let out = child.stdout.take().context("stdout")?;
+        let err = child.stderr.take().context("stderr")?;
         lab.children.push(child);
-        let tx = tx.clone();
+        let tx_out = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send((i, line));
+                let _ = tx_out.send(Line::Out(i, line));
+            }
+        });
+        let tx_err = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx_err.send(Line::Err(i, line));
             }
         });
     }
+    // The children's log, printed (its last 400 lines) only if the attempt fails. Probes back off
+    // exponentially, so 60 s of trace is a few hundred lines.
+    let mut log: Vec<String> = Vec::new();
+    let fail = |log: &[String], why: String| -> anyhow::Error {
+        for l in log.iter().rev().take(400).rev() {
+            eprintln!("{l}");
+        }
+        anyhow::anyhow!(why)
+    };
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ids: [Option<String>; 2] = [None, None];
@@ -135,11 +182,21 @@ fn parent() -> anyhow::Result<()> {
     let mut discovered = [false, false];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let (i, line) = rx.recv_timeout(left).map_err(|_| {
-            anyhow::anyhow!(
-                "no mutual mDNS connection within 60 s (ids {ids:?}, connected {connected:?})"
-            )
-        })?;
+        let (i, line) = match rx.recv_timeout(left) {
+            Ok(Line::Out(i, line)) => (i, line),
+            Ok(Line::Err(i, line)) => {
+                log.push(format!("[{} log] {line}", ["a", "b"][i]));
+                continue;
+            }
+            Err(_) => {
+                return Err(fail(
+                    &log,
+                    format!(
+                        "no mutual mDNS connection within 60 s (ids {ids:?}, connected {connected:?})"
+                    ),
+                ));
+            }
+        };
         println!("[{}] {line}", ["a", "b"][i]);
         if let Some(id) = line.strip_prefix("id ") {
             ids[i] = Some(id.to_string());

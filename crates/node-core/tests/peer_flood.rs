@@ -14,17 +14,15 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cairn_blockstore::{Block, codec::RAW};
-use cairn_node_core::{ConnMgrLimits, FetchOptions, Multiaddr, Node, PeerId, Profile};
-use common::{WAIT, dial_addr, link};
-use futures::StreamExt;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, yamux};
+use cairn_node_core::{ConnMgrLimits, FetchOptions, Node, PeerId, Profile};
+use common::plain::spawn_peer;
+use common::{WAIT, dial_addr, link, poll_peers as poll};
 
 const LOW_WATER: usize = 10;
 const HIGH_WATER: usize = 20;
@@ -34,49 +32,6 @@ const FLOODERS: usize = 120;
 /// Between two flooders: 25 a second, so about 25 are always in their 1 s grace period, more
 /// than `LOW_WATER`.
 const PACE: Duration = Duration::from_millis(40);
-
-#[derive(NetworkBehaviour)]
-struct Peer {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-}
-
-/// A bare libp2p peer that dials `to` and stays connected until the node closes it.
-fn spawn_peer(to: Multiaddr) -> (PeerId, tokio::task::JoinHandle<()>) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| Peer {
-            identify: identify::Behaviour::new(identify::Config::new(
-                "ipfs/0.1.0".into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::default(),
-        })
-        .unwrap()
-        // Only the node decides when this connection ends.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-        .build();
-    let id = *swarm.local_peer_id();
-    swarm.dial(to).unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionClosed {
-                    num_established: 0, ..
-                }
-                | SwarmEvent::OutgoingConnectionError { .. } => break,
-                _ => {}
-            }
-        }
-    });
-    (id, task)
-}
 
 /// What the sampler saw of the node's peers.
 #[derive(Default)]
@@ -243,27 +198,4 @@ async fn a_peer_flood_is_trimmed_and_existing_peers_keep_working() {
         .unwrap();
     worker.ping(node.peer_id()).await.unwrap();
     drop(flooders);
-}
-
-/// Polls the node's peers every 50 ms until `done` holds, failing after [`WAIT`].
-async fn poll(node: &Node, what: &str, mut done: impl FnMut(&HashSet<PeerId>) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let peers: HashSet<PeerId> = node
-            .peers()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.peer_id)
-            .collect();
-        if done(&peers) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what} ({} peers)",
-            peers.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

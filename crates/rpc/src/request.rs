@@ -298,6 +298,11 @@ impl CommandRequest {
             .ok_or_else(|| ApiError::bad_request(format!("argument {name:?} is required")))
     }
 
+    /// The first positional argument, if any (for commands whose argument is optional).
+    pub fn args_first(&self) -> Option<&str> {
+        self.args.first().map(String::as_str)
+    }
+
     /// Every positional argument; at least one is required.
     pub fn args_required(&self, name: &str) -> Result<&[String], ApiError> {
         if self.args.is_empty() {

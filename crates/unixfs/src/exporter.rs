@@ -708,8 +708,8 @@ pub async fn ls_all<S: BlockSource + ?Sized>(
 }
 
 /// A reader of the UnixFS `Data` protobuf inside a dag-pb node, for the fields cairn reads
-/// itself (`rust-unixfs` keeps its protobuf types private): type, data, filesize, blocksizes,
-/// fanout. Unknown fields are skipped; malformed input is an error, never a panic.
+/// itself (`rust-unixfs` keeps its protobuf types private): every field of UnixFS 1.5, for the
+/// exporter and MFS alike. Unknown fields are skipped; malformed input is an error, never a panic.
 pub(crate) mod unixfs_pb {
     use bytes::Bytes;
 
@@ -724,8 +724,14 @@ pub(crate) mod unixfs_pb {
         pub(crate) filesize: Option<u64>,
         /// Field 4: the content size under each link, in link order.
         pub(crate) blocksizes: Vec<u64>,
+        /// Field 5: a HAMT's hash function (multicodec; murmur3-x64-64 is 0x22).
+        pub(crate) hash_type: Option<u64>,
         /// Field 6: a HAMT's fan-out.
         pub(crate) fanout: Option<u64>,
+        /// Field 7: UnixFS 1.5 POSIX mode bits.
+        pub(crate) mode: Option<u32>,
+        /// Field 8: UnixFS 1.5 mtime, the still-encoded `UnixTime` message.
+        pub(crate) mtime: Option<Vec<u8>>,
     }
 
     /// At most this many `blocksizes`: far more links than a 2 MiB block can hold.
@@ -751,7 +757,10 @@ pub(crate) mod unixfs_pb {
                         3 => out.filesize = Some(v),
                         4 if out.blocksizes.len() < MAX_BLOCKSIZES => out.blocksizes.push(v),
                         4 => return Err("too many blocksizes".into()),
+                        5 => out.hash_type = Some(v),
                         6 => out.fanout = Some(v),
+                        // Go's uint32 field: a wider varint keeps its low 32 bits.
+                        7 => out.mode = Some(v as u32),
                         _ => {}
                     }
                 }
@@ -777,6 +786,7 @@ pub(crate) mod unixfs_pb {
                                 p = rest;
                             }
                         }
+                        8 => out.mtime = Some(body.to_vec()),
                         _ => {}
                     }
                 }

@@ -25,6 +25,7 @@ pub mod codec;
 mod error;
 pub mod exporter;
 pub mod importer;
+pub mod mfs;
 pub mod refs;
 pub mod scope;
 pub mod tar;

@@ -35,26 +35,46 @@ pub fn helia_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/helia-peer")
 }
 
+/// Where the IPNS peer lives: `tests/js` of this crate (Helia with `@helia/ipns` and kad-dht).
+pub fn ipns_peer_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
 impl Helia {
-    /// Starts it; fails with instructions if its npm dependencies are missing.
+    /// Starts helia-peer; fails with instructions if its npm dependencies are missing.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = helia_dir();
+        let args = [
+            "--control",
+            "--quiet",
+            "--muxers",
+            "yamux",
+            "--timeout",
+            "20000",
+        ];
+        Self::spawn(&helia_dir(), "helia-peer.js", &args).await
+    }
+
+    /// Starts `tests/js/ipns-peer.js` (same control protocol; IPNS commands `publish`,
+    /// `resolve`, `put-raw`, `get-raw`, `make-record`), with a deterministic identity from `seed`.
+    pub async fn start_ipns(seed: &str) -> anyhow::Result<Self> {
+        Self::spawn(
+            &ipns_peer_dir(),
+            "ipns-peer.js",
+            &["--control", "--seed", seed],
+        )
+        .await
+    }
+
+    async fn spawn(dir: &std::path::Path, script: &str, args: &[&str]) -> anyhow::Result<Self> {
         if !dir.join("node_modules").is_dir() {
             bail!(
-                "helia-peer is not installed: run `npm ci --ignore-scripts` in {} (scripts/test.sh does)",
+                "{script} is not installed: run `npm ci --ignore-scripts` in {} (scripts/test.sh does)",
                 dir.display()
             );
         }
         let mut child = Command::new("node")
-            .arg(dir.join("helia-peer.js"))
-            .args([
-                "--control",
-                "--quiet",
-                "--muxers",
-                "yamux",
-                "--timeout",
-                "20000",
-            ])
+            .arg(dir.join(script))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -4,11 +4,13 @@
 pub mod files;
 pub mod helia;
 pub mod kubo;
+pub mod plain;
 pub mod rogue;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use cairn_node_core::{Multiaddr, Node, NodeEvent, Profile};
+use cairn_node_core::{Multiaddr, Node, NodeEvent, PeerId, Profile};
 use libp2p::multiaddr::Protocol;
 use tokio::sync::broadcast;
 
@@ -79,4 +81,27 @@ pub async fn link(a: &Node, b: &Node) {
         _ => None,
     })
     .await;
+}
+
+/// Polls the node's connected peers every 50 ms until `done` holds, failing after [`WAIT`].
+pub async fn poll_peers(node: &Node, what: &str, mut done: impl FnMut(&HashSet<PeerId>) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let peers: HashSet<PeerId> = node
+            .peers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.peer_id)
+            .collect();
+        if done(&peers) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what} ({} peers)",
+            peers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

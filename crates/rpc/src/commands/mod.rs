@@ -7,6 +7,8 @@ mod block;
 mod config;
 mod dag;
 mod files;
+mod mfs;
+mod names;
 mod network;
 mod pin;
 mod pubsub;
@@ -85,6 +87,18 @@ pub const COMMANDS: &[&str] = &[
     "ping",
     "add",
     "cat",
+    "files/mkdir",
+    "files/write",
+    "files/read",
+    "files/ls",
+    "files/stat",
+    "files/cp",
+    "files/mv",
+    "files/rm",
+    "files/flush",
+    "files/chcid",
+    "files/chmod",
+    "files/touch",
     "refs",
     "refs/local",
     "get",
@@ -103,6 +117,23 @@ pub const COMMANDS: &[&str] = &[
     "provide/stat",
     "stats/provide",
     "stats/reprovide",
+    "key/gen",
+    "key/list",
+    "key/ls",
+    "key/rm",
+    "key/rename",
+    "key/import",
+    "name/publish",
+    "name/resolve",
+    "name/inspect",
+    "name/pubsub/state",
+    "name/pubsub/subs",
+    "name/pubsub/cancel",
+    "routing/get",
+    "routing/put",
+    "dht/get",
+    "dht/put",
+    "dht/query",
 ];
 
 /// Kubo's text when the `timeout` option runs out (Go's `context.DeadlineExceeded`).
@@ -132,6 +163,9 @@ pub(crate) const ERR_NOT_ONLINE: &str =
 /// ignores `offline` for these and goes to the network anyway; a client that asks for offline
 /// means it, so cairn fails fast with the text Kubo gives when it has no network.)
 const NETWORK_ONLY: &[&str] = &[
+    "routing/get",
+    "dht/get",
+    "dht/query",
     "routing/findprovs",
     "routing/findpeer",
     "routing/provide",
@@ -296,6 +330,18 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "ping" => routing::ping(s, &req).await,
         "add" => files::add(s, &mut req).await,
         "cat" => unixfs::cat(s, &req).await,
+        "files/mkdir" => mfs::mkdir(s, &req).await,
+        "files/write" => mfs::write(s, &mut req).await,
+        "files/read" => mfs::read(s, &req).await,
+        "files/ls" => mfs::ls(s, &req).await,
+        "files/stat" => mfs::stat(s, &req).await,
+        "files/cp" => mfs::cp(s, &req).await,
+        "files/mv" => mfs::mv(s, &req).await,
+        "files/rm" => mfs::rm(s, &req).await,
+        "files/flush" => mfs::flush(s, &req).await,
+        "files/chcid" => mfs::chcid(s, &req).await,
+        "files/chmod" => mfs::chmod(s, &req).await,
+        "files/touch" => mfs::touch(s, &req).await,
         "refs" => dag::refs(s, &req).await,
         "refs/local" => files::refs_local(s),
         "get" => files::get(s, &req).await,
@@ -311,6 +357,20 @@ async fn dispatch(state: &ApiState, mut req: CommandRequest) -> Result<Output, A
         "bitswap/ledger" => bitswap::ledger(s, &req).await,
         "bitswap/reprovide" => bitswap::reprovide(s).await,
         "provide/stat" | "stats/provide" | "stats/reprovide" => bitswap::provide_stat(s).await,
+        "key/gen" => names::key_gen(s, &req).await,
+        "key/list" | "key/ls" => names::key_list(s, &req).await,
+        "key/rm" => names::key_rm(s, &req).await,
+        "key/rename" => names::key_rename(s, &req).await,
+        "key/import" => names::key_import(s, &mut req).await,
+        "name/publish" => names::name_publish(s, &req).await,
+        "name/resolve" => names::name_resolve(s, &req).await,
+        "name/inspect" => names::name_inspect(s, &mut req).await,
+        "name/pubsub/state" => names::pubsub_state(s),
+        "name/pubsub/subs" => names::pubsub_subs(s, &req),
+        "name/pubsub/cancel" => names::pubsub_cancel(s, &req).await,
+        "routing/get" | "dht/get" => names::routing_get(s, &req).await,
+        "routing/put" | "dht/put" => names::routing_put(s, &mut req).await,
+        "dht/query" => names::dht_query(s, &req).await,
         _ => Err(ApiError::NotFound),
     }
 }

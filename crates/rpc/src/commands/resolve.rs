@@ -1,6 +1,7 @@
 //! The `resolve` command: Kubo's `{"Path":"/ipfs/<cid>[/remainder]"}` for a content path,
 //! through [`cairn_node_core::Node::resolve`] (dag-pb link names, HAMT directories, dag-cbor map
-//! keys and list indexes, as boxo's path resolver). IPNS names are not supported yet.
+//! keys and list indexes, as boxo's path resolver). An `/ipns/` path is resolved through IPNS
+//! first; without `recursive`, only one name step is taken, as Kubo does.
 
 use serde_json::json;
 
@@ -10,18 +11,17 @@ use crate::request::CommandRequest;
 use crate::response::Output;
 use crate::server::ApiState;
 
-/// `resolve`. The `recursive` and DHT options only concern IPNS; they are accepted.
+/// `resolve`. The `recursive` and DHT options only concern IPNS paths.
 pub(crate) async fn resolve(state: &ApiState, req: &CommandRequest) -> Result<Output, ApiError> {
     let arg = req.arg(0, "name")?;
-    let _recursive = req.flag(&["recursive", "r"], true)?;
+    let recursive = req.flag(&["recursive", "r"], true)?;
     let _ = (
         req.opt(&["dht-record-count", "dhtrc"])?,
         req.opt(&["dht-timeout", "dhtt"])?,
     );
-    if arg.starts_with("/ipns/") {
-        return Err(ApiError::client(format!(
-            "cannot resolve {arg:?}: IPNS names are not supported by cairn"
-        )));
+    if arg.starts_with("/ipns/") && !recursive {
+        let path = state.inner.node.name_resolve(arg, false).await?;
+        return Ok(Output::Once(json!({ "Path": path })));
     }
     let resolved = state
         .inner

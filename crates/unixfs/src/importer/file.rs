@@ -257,6 +257,17 @@ impl Trickle {
         out: &mut Vec<Block>,
     ) -> Result<(), UnixfsError> {
         let leaf = ctx.leaf(data, DataType::Raw, out)?;
+        self.add_leaf(ctx, max, leaf, out)
+    }
+
+    /// Places a finished leaf: in the open node's leaf layer, or in a new subtree.
+    fn add_leaf(
+        &mut self,
+        ctx: &Ctx,
+        max: usize,
+        leaf: Child,
+        out: &mut Vec<Block>,
+    ) -> Result<(), UnixfsError> {
         loop {
             let depth = self.stack.len();
             let Some(top) = self.stack.last_mut() else {
@@ -362,6 +373,8 @@ pub struct FileImporter {
     consumed: u64,
     /// Scratch list of chunks, reused between pushes.
     chunks: Vec<Vec<u8>>,
+    /// Whether [`FileImporter::push`] was given bytes (then pre-cut leaves are refused).
+    split_bytes: bool,
 }
 
 impl FileImporter {
@@ -403,6 +416,7 @@ impl FileImporter {
             layout,
             consumed: 0,
             chunks: Vec::new(),
+            split_bytes: false,
         }
     }
 
@@ -410,6 +424,7 @@ impl FileImporter {
     /// parents (often none: a block needs a whole chunk).
     pub fn push(&mut self, data: &[u8]) -> Result<Vec<Block>, UnixfsError> {
         self.consumed += data.len() as u64;
+        self.split_bytes |= !data.is_empty();
         let mut chunks = std::mem::take(&mut self.chunks);
         self.splitter.push(data, &mut chunks);
         let mut out = Vec::with_capacity(chunks.len());
@@ -422,6 +437,59 @@ impl FileImporter {
 
     fn chunk(&mut self, chunk: Vec<u8>, out: &mut Vec<Block>) -> Result<(), UnixfsError> {
         self.layout.chunk(&self.ctx, self.max_links, chunk, out)
+    }
+
+    /// Adds one leaf holding exactly `data` (no chunking): for callers that know the leaf
+    /// boundaries, such as a model of Kubo's MFS, whose files' leaves follow their write
+    /// history. The leaf is made as [`FileImporter::push`] would make it (raw or dag-pb per the
+    /// options). Must not be mixed with [`FileImporter::push`].
+    ///
+    /// # Errors
+    /// [`UnixfsError::InvalidArgument`] after bytes were given to [`FileImporter::push`].
+    pub fn push_leaf(&mut self, data: Vec<u8>) -> Result<Vec<Block>, UnixfsError> {
+        self.check_no_split()?;
+        self.consumed += data.len() as u64;
+        let mut out = Vec::with_capacity(2);
+        self.chunk(data, &mut out)?;
+        Ok(out)
+    }
+
+    /// Adds a leaf block the caller made, covering `file_size` bytes of the file (trickle layout
+    /// only). The block is not returned: the caller has it.
+    ///
+    /// # Errors
+    /// [`UnixfsError::InvalidArgument`] in the balanced layout or after bytes were given to
+    /// [`FileImporter::push`].
+    pub fn push_leaf_block(
+        &mut self,
+        block: &Block,
+        file_size: u64,
+    ) -> Result<Vec<Block>, UnixfsError> {
+        self.check_no_split()?;
+        let LayoutState::Trickle(t) = &mut self.layout else {
+            return Err(UnixfsError::InvalidArgument(
+                "pre-built leaves need the trickle layout".into(),
+            ));
+        };
+        self.consumed += file_size;
+        let leaf = Child {
+            cid: *block.cid(),
+            tsize: block.len() as u64,
+            filesize: file_size,
+        };
+        let mut out = Vec::new();
+        t.add_leaf(&self.ctx, self.max_links, leaf, &mut out)?;
+        Ok(out)
+    }
+
+    /// Refuses pre-cut leaves once bytes went through the splitter.
+    fn check_no_split(&self) -> Result<(), UnixfsError> {
+        if self.split_bytes {
+            return Err(UnixfsError::InvalidArgument(
+                "leaves cannot be added after bytes were pushed".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Bytes pushed so far (what Kubo's `add --progress` reports as `Bytes`).
