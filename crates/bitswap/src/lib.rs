@@ -4,8 +4,10 @@
 //! Kubo's limits: 4 MiB messages, 2 MiB blocks), as a server (answering wants from a
 //! [`BlockStore`], fairly between peers and with bounded memory per peer) and as a client (want-have
 //! / want-block, DONT_HAVE, provider lookups through [`Routing`], sessions that fetch whole DAGs
-//! with a growing window). It depends on neither the node nor the DHT: storage and routing are the
-//! two small traits below, so it can be tested with two bare swarms.
+//! with a growing window, their want-blocks spread over every peer that has the blocks in
+//! proportion to how fast each delivers, and also sent to another peer when one is late). It
+//! depends on neither the node nor the DHT: storage and routing are the two small traits below,
+//! so it can be tested with two bare swarms.
 //!
 //! Inbound streams are accepted by the [`Inbound`] behaviour, outbound ones opened through
 //! libp2p-stream; compose both into the swarm's behaviour.
@@ -135,6 +137,17 @@ pub struct Config {
     pub session_window_start: usize,
     /// ... and grows by one per block received up to this many.
     pub session_window_max: usize,
+    /// Want-blocks a peer may hold for us at once when it is new: the client spreads a
+    /// session's want-blocks over the peers that have the blocks, each with its own window ...
+    pub peer_window_start: usize,
+    /// ... which grows by one per block the peer delivers up to this many, and halves when a
+    /// want-block to it is late and another peer could take it. Bounds how many blocks one peer
+    /// can hold back from a fetch.
+    pub peer_window_max: usize,
+    /// The shortest time a want-block waits at a peer before it is also sent to another peer;
+    /// the wait is otherwise four times the delivery the fastest peer's measured speed predicts
+    /// for it (at most `rebroadcast_interval`).
+    pub min_want_timeout: Duration,
 }
 
 impl Default for Config {
@@ -149,6 +162,9 @@ impl Default for Config {
             max_providers: 8,
             session_window_start: 32,
             session_window_max: 256,
+            peer_window_start: 8,
+            peer_window_max: 64,
+            min_want_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -179,8 +195,12 @@ pub struct Stat {
     pub unwanted_blocks: u64,
     /// Peers disconnected for sending unrequested or invalid blocks.
     pub peers_dropped: u64,
-    /// Wants asked of everyone again because the peer chosen for them said nothing for
-    /// [`Config::rebroadcast_interval`] (a silent peer, or a lost message). A cairn extension.
+    /// Want-blocks sent again because the peer asked was late: to another peer, or to the late
+    /// peer itself when it has delivered nothing for `rebroadcast_interval` (each may cause one
+    /// duplicate block).
+    pub wants_rerouted: u64,
+    /// Want-blocks asked again of a late peer that delivered nothing for
+    /// [`Config::rebroadcast_interval`] (a lost message, or a peer that dropped our want).
     pub wants_reasked: u64,
 }
 
@@ -324,7 +344,8 @@ impl Bitswap {
         self.want(cid, None, 1).await
     }
 
-    /// A session: wants made through it go first to the peers that served it before.
+    /// A session: wants made through it go to the peers that served it or said they have one of
+    /// its blocks, spread over them (see [`Session`]).
     pub fn session(&self) -> Session {
         let id = self
             .inner
@@ -417,6 +438,7 @@ impl Bitswap {
             data_sent: s.data_sent.get(),
             unwanted_blocks: s.unwanted_blocks.get(),
             peers_dropped: s.peers_dropped.get(),
+            wants_rerouted: s.wants_rerouted.get(),
             wants_reasked: s.wants_reasked.get(),
         })
     }

@@ -1,5 +1,6 @@
-//! Sessions: related wants (the blocks of one DAG) that go first to the peers that served the
-//! session before, and the DAG fetch that walks links with a bounded, growing window of wants.
+//! Sessions: related wants (the blocks of one DAG) that go to the peers that have served the
+//! session or said they have one of its blocks, their want-blocks spread over those peers by how
+//! fast each delivers; and the DAG fetch that walks links with a bounded, growing window of wants.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ impl DagProgress {
     }
 }
 
-/// A Bitswap session. Dropping it forgets which peers served it.
+/// A Bitswap session. Dropping it forgets which peers served it or said they have its blocks.
 #[derive(Debug)]
 pub struct Session {
     bitswap: Bitswap,

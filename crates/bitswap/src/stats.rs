@@ -23,6 +23,7 @@ pub(crate) struct Stats {
     pub wants_dropped: Counter,
     pub wants_reasked: Counter,
     pub provider_searches: Counter,
+    pub wants_rerouted: Counter,
     pub wantlist: Gauge,
     pub peers: Gauge,
     /// Told of every block received or sent, once [`crate::Bitswap::on_transfer`] set it.
@@ -128,6 +129,11 @@ impl Stats {
             "provider_searches",
             "Provider lookups started for wanted blocks",
             self.provider_searches.clone(),
+        );
+        r.register(
+            "wants_rerouted",
+            "Want-blocks sent again because the peer asked was late (to another peer, or to an idle late one)",
+            self.wants_rerouted.clone(),
         );
         r.register(
             "wantlist_length",

@@ -26,8 +26,12 @@ pub struct Helia {
     pub addr: String,
 }
 
-/// Where the compat peer lives: `../shared/compat/helia-peer` beside the project root.
+/// Where the compat peer lives: `$CAIRN_HELIA_PEER_DIR` (a copy with its `node_modules`, for a
+/// read-only checkout of ../shared), else `../shared/compat/helia-peer` beside the project root.
 pub fn helia_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAIRN_HELIA_PEER_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/helia-peer")
 }
 
