@@ -32,8 +32,9 @@ use crate::message::ProtocolVersion;
 /// so the queue is only ever full when the task cannot run; the bound keeps memory fixed then.
 pub const INBOUND_QUEUE: usize = 1024;
 
-/// A stream a peer opened on one of the Bitswap protocols.
-pub(crate) type InboundStream = (PeerId, Stream, ProtocolVersion);
+/// A stream a peer opened on one of the Bitswap protocols (every version's messages decode
+/// alike, so which one was negotiated is not kept).
+pub(crate) type InboundStream = (PeerId, Stream);
 
 /// The `NetworkBehaviour` that accepts inbound Bitswap streams. Compose it into the swarm's
 /// behaviour and give [`Inbound::take_streams`] to [`Bitswap::new`](crate::Bitswap::new).
@@ -161,10 +162,10 @@ impl ConnectionHandler for Handler {
         event: ConnectionEvent<Protocols, DeniedUpgrade, (), Infallible>,
     ) {
         if let ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
-            protocol: (stream, version),
+            protocol: stream,
             ..
         }) = event
-            && let Err(e) = self.tx.try_send((self.peer, stream, version))
+            && let Err(e) = self.tx.try_send((self.peer, stream))
         {
             // Full (the Bitswap task has not run for INBOUND_QUEUE streams) or closed (Bitswap
             // stopped): the stream is dropped, and the peer sees it reset.
@@ -192,15 +193,11 @@ impl UpgradeInfo for Protocols {
 }
 
 impl InboundUpgrade<Stream> for Protocols {
-    type Output = (Stream, ProtocolVersion);
+    type Output = Stream;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Output, Infallible>>;
+    type Future = Ready<Result<Stream, Infallible>>;
 
-    fn upgrade_inbound(self, stream: Stream, info: StreamProtocol) -> Self::Future {
-        let version = ProtocolVersion::ALL
-            .into_iter()
-            .find(|v| v.protocol() == info)
-            .unwrap_or(ProtocolVersion::ALL[0]);
-        ready(Ok((stream, version)))
+    fn upgrade_inbound(self, stream: Stream, _: StreamProtocol) -> Self::Future {
+        ready(Ok(stream))
     }
 }

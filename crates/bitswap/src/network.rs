@@ -30,7 +30,7 @@ pub(crate) fn spawn_inbound(
                 _ = cancel.cancelled() => break,
                 n = streams.recv() => n,
             };
-            let Some((peer, stream, _version)) = next else {
+            let Some((peer, stream)) = next else {
                 break;
             };
             let core = core.clone();

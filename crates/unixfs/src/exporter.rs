@@ -385,8 +385,8 @@ fn dir_links(cid: &Cid, block: &[u8]) -> Result<Option<(bool, Vec<DirLink>)>, Un
         return Ok(None);
     }
     // `describe` swallows decode errors; a block that is not dag-pb at all must be reported
-    // (and one rust-unixfs cannot read safely must not reach it: see `is_dag_pb`).
-    ipld_dagpb::PbNode::from_bytes(Bytes::copy_from_slice(block)).map_err(|e| invalid(cid, e))?;
+    // (and one rust-unixfs cannot read safely must not reach it: see `is_dag_pb`). `parse`
+    // decodes the node with ipld-dagpb and reports its error as it is.
     unixfs_pb::parse(block)
         .and_then(|d| unixfs_pb::check(&d))
         .map_err(|e| invalid(cid, e))?;
